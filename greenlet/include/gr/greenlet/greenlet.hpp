@@ -1,0 +1,192 @@
+// gr/greenlet/greenlet.hpp: stackful coroutines with python-greenlet's and cgreenlet's semantics.
+//
+//   gr::greenlet* main = gr::greenlet::current();            // the thread's root greenlet
+//   gr::greenlet g([&](void* arg) -> void* {
+//     std::puts(static_cast<const char*>(arg));               // "hello"
+//     void* back = main->switch_to((void*)"from g");          // suspend g, resume main
+//     return back;                                            // g dies; its parent resumes
+//   });
+//   void* r = g.switch_to((void*)"hello");                     // r == "from g"
+//   r = g.switch_to((void*)"bye");                             // r == "bye" (what g returned)
+//
+// Model (python-greenlet):
+//   - Each thread has one root greenlet (its own stack), made on first use. Every other greenlet
+//     runs `fn` on a stack of its own and has a parent (by default the root).
+//   - switch_to(arg) suspends the current greenlet and starts or resumes the target; the target's
+//     pending switch_to returns `arg` (the first switch passes `arg` to `fn`). When `fn` returns r,
+//     the greenlet is dead and its nearest live ancestor resumes with r. Switching to a dead
+//     greenlet goes to its nearest live ancestor.
+//   - An exception escaping `fn` kills the greenlet and is rethrown from the switch_to in the
+//     ancestor that resumes. Each greenlet has its own in-flight exception state, so switching from
+//     inside a catch block neither loses nor leaks the exception being handled.
+//   - Destroying a started, unfinished greenlet raises gr::greenlet_exit inside it so every
+//     destructor on its stack runs; control then comes back to the destroyer.
+//
+// Ownership and threads: a greenlet is owned by whoever constructed it; it may not be moved or
+// copied. It belongs to the thread that created it: switching to it from another thread throws
+// gr::error. Destroy it on its own thread (or, if unstarted or dead, anywhere).
+#pragma once
+
+#include <gr/runtime/detail/sanitizer.hpp>
+#include <gr/runtime/error.hpp>
+#include <gr/runtime/stack.hpp>
+
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <string>
+
+namespace gr {
+
+// greenlet_exit: raised inside a greenlet that is being destroyed, reset or killed, to unwind its
+// stack. Deliberately not a std::exception, so `catch (const std::exception&)` lets it pass; a
+// greenlet that catches it must rethrow or return. A greenlet_exit that ends a greenlet is not
+// re-raised in anyone.
+struct greenlet_exit {
+  const char* what() const noexcept { return "gr::greenlet_exit"; }
+};
+
+namespace detail {
+struct greenlet_thread;
+struct eh_state {  // mirrors the C++ ABI's per-thread __cxa_eh_globals
+  void* caught = nullptr;
+  unsigned int uncaught = 0;
+};
+}  // namespace detail
+
+class greenlet {
+public:
+  using function = std::function<void*(void*)>;
+  using inject_function = std::function<void(void*)>;
+
+  // greenlet: a greenlet that will run `fn` on its own stack of `stack_size` bytes (0: the default,
+  // gr::default_stack_size), with `parent` (null: this thread's root). Nothing runs until the first
+  // switch_to. Throws gr::error if `parent` belongs to another thread or `fn` is empty.
+  explicit greenlet(function fn, greenlet* parent = nullptr, std::size_t stack_size = 0);
+  // greenlet: the same on caller-supplied memory (see gr::user_stack): no allocation at all.
+  greenlet(function fn, greenlet* parent, stack user_memory);
+
+  greenlet(const greenlet&) = delete;
+  greenlet& operator=(const greenlet&) = delete;
+
+  // ~greenlet: unwinds a suspended greenlet (see kill()) and frees its stack. Destroying the
+  // running greenlet, or a suspended one from another thread, is a bug that cannot be thrown from
+  // a destructor: it aborts with a message naming the greenlet. Call kill() first to get a gr::error.
+  virtual ~greenlet();
+
+  // switch_to: suspends the current greenlet and starts or resumes this one (or, if this one is
+  // dead, its nearest live ancestor) with `arg`. Returns the value the next switch back to the
+  // caller carries. Rethrows an exception that escaped a greenlet whose death resumed the caller.
+  // Throws gr::error if this greenlet belongs to another thread. Switching to the current
+  // greenlet returns `arg` at once.
+  void* switch_to(void* arg = nullptr);
+
+  // throw_in: raises `e` inside this greenlet where it is suspended and switches to it; returns
+  // what switch_to would. An unstarted greenlet dies without running and `e` travels up its
+  // parent chain; for a dead greenlet `e` is raised in its nearest live ancestor.
+  void* throw_in(std::exception_ptr e);
+
+  // inject: `fn(arg)` runs once on this greenlet's stack just before it next starts or resumes,
+  // with the `arg` of that switch. If it throws, the exception is raised at the resume point (for
+  // an unstarted greenlet: it dies without running `fn`, as with throw_in). Replaces an earlier
+  // injection not yet run. Throws gr::error for a dead greenlet or the current one.
+  void inject(inject_function fn);
+
+  // kill: raises gr::greenlet_exit inside a started, unfinished greenlet and returns when it is
+  // dead, its destructors run. While it unwinds its parent is the caller (so control comes back
+  // here, not to its parent); afterwards the old parent is restored, never resumed. Does nothing
+  // to an unstarted or dead greenlet. Throws gr::error for the current greenlet, a root, another
+  // thread's greenlet, or one that swallows greenlet_exit and switches away instead of dying.
+  void kill();
+
+  // reset: kill(), then make the greenlet unstarted again on the same stack: the next switch calls
+  // its function afresh. Same errors as kill().
+  void reset();
+
+  // root: this thread's root greenlet (made on first use). current: the running greenlet.
+  static greenlet* root();
+  static greenlet* current();
+
+  // parent: where control goes when this greenlet finishes (null only for a root).
+  greenlet* parent() const noexcept { return parent_; }
+  // set_parent: throws gr::error for a null parent, a parent of another thread, a root's parent,
+  // or a parent that would make a cycle.
+  void set_parent(greenlet* p);
+
+  bool started() const noexcept { return state_ != state::unstarted; }  // stays true after death
+  bool dead() const noexcept { return state_ == state::dead; }
+  bool active() const noexcept { return state_ == state::active; }        // started and not dead
+  bool is_root() const noexcept { return root_; }
+
+  // name: for messages, overflow reports and dumps. Empty by default (the address is used).
+  const std::string& name() const noexcept { return name_; }
+  void set_name(std::string n) { name_ = std::move(n); }
+  // describe: "greenlet 'name'" or "greenlet 0x...", as used in gr's messages.
+  std::string describe() const;
+
+  // stack_region: the memory this greenlet runs on (empty for a root).
+  const stack& stack_region() const noexcept { return stack_; }
+
+  // live_count: greenlets of this thread that exist, roots excluded (for leak checks).
+  static std::size_t live_count() noexcept;
+
+protected:
+  // For subclasses that supply their own body through run() and manage their own stack memory
+  // (the scheduler places its task objects at the top of the stack they run on).
+  greenlet(greenlet* parent, stack s, bool owns_stack);
+
+  // run: the greenlet's body. The default calls the function given to the constructor.
+  virtual void* run(void* arg);
+
+  // transfer: the unchecked switch used by layers above on their hot paths. Preconditions (checked
+  // in debug builds): `from` is the current greenlet, `to` belongs to the same thread, is not dead
+  // and is not `from`.
+  static void* transfer(greenlet* from, greenlet* to, void* arg);
+
+  // set_parent_unchecked: as set_parent, for callers that know the parent is valid.
+  void set_parent_unchecked(greenlet* p) noexcept { parent_ = p; }
+
+  // release_stack_ownership: the stack memory is no longer this greenlet's to free.
+  stack release_stack_ownership() noexcept {
+    owns_stack_ = false;
+    return stack_;
+  }
+
+private:
+  enum class state : unsigned char {
+    unstarted,  // made or reset; ctx_ is null; no frames on the stack
+    active,     // started: running (it is current) or suspended in a switch (ctx_ holds its registers)
+    dead,       // fn returned or threw; no live frames; the stack is kept until destruction or reset
+  };
+
+  struct root_tag {};
+  greenlet(root_tag, detail::greenlet_thread* t) noexcept;
+
+  friend struct detail::greenlet_thread;
+  friend struct greenlet_access;
+
+  void check_thread(const char* op) const;
+  greenlet* nearest_live() noexcept;
+  [[noreturn]] void body(greenlet* from);
+
+  void* ctx_ = nullptr;                   // saved fcontext while suspended
+  greenlet* parent_ = nullptr;
+  detail::greenlet_thread* thread_ = nullptr;
+  void* pass_ = nullptr;                  // the value this greenlet carries when it switches away
+  std::exception_ptr exc_;                // set when it died by an exception, until a resumer takes it
+  std::exception_ptr pending_throw_;      // throw_in on an unstarted greenlet
+  inject_function inject_;
+  detail::eh_state eh_;
+  stack stack_;
+  state state_ = state::unstarted;
+  bool root_ = false;
+  bool owns_stack_ = false;
+  detail::fiber_sanitizer_state san_;
+  function fn_;
+  std::string name_;
+};
+
+// switch_to: cgreenlet's spelling of g.switch_to(arg).
+inline void* switch_to(greenlet& g, void* arg = nullptr) { return g.switch_to(arg); }
+
+}  // namespace gr

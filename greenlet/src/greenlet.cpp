@@ -1,0 +1,341 @@
+// The greenlet switch, on Boost.Context's fcontext. This is the only file of gr that includes
+// <boost/context/detail/fcontext.hpp>.
+//
+// Invariants:
+//   - thread.current is the greenlet whose frames are on the CPU; every other active greenlet of
+//     the thread is suspended inside jump() with its registers in ctx_.
+//   - The C++ runtime's per-thread exception globals (caught-exception stack, uncaught count)
+//     always hold the running greenlet's state; a suspended greenlet's own state is in its eh_.
+//   - A switch carries the switcher's address in transfer_t::data and the value in the switcher's
+//     pass_. A null transfer_t::fctx means the inject trampoline already did the resume bookkeeping.
+//   - exc_ is set only on a dead greenlet, from its death until the resumer rethrows it.
+//   - A dead greenlet has no live frames: body() destroys every local before its final jump.
+#include <gr/greenlet/greenlet.hpp>
+
+#include <boost/context/detail/fcontext.hpp>
+#include <cxxabi.h>
+#include <fmt/format.h>
+
+#include <utility>
+
+namespace gr {
+
+namespace ctx = boost::context::detail;
+
+namespace detail {
+
+// greenlet_thread: one per thread that uses greenlets; holds the root and the running greenlet.
+// Owned by the thread (see this_thread()); reached through one initial-exec thread-local pointer.
+struct greenlet_thread {
+  greenlet* current = nullptr;
+  eh_state* eh = nullptr;        // this thread's __cxa_eh_globals
+  std::size_t live = 0;          // non-root greenlets created here and not yet destroyed
+  greenlet root;
+
+  greenlet_thread() : root(greenlet::root_tag{}, this) {
+    current = &root;
+    eh = reinterpret_cast<eh_state*>(abi::__cxa_get_globals());
+  }
+};
+
+}  // namespace detail
+
+namespace {
+
+thread_local detail::greenlet_thread* tls_thread __attribute__((tls_model("initial-exec"))) = nullptr;
+
+// Frees the thread's state at thread exit, unless greenlets of this thread still exist (a global
+// greenlet destroyed after thread-locals): then the state is left for them to use.
+struct thread_owner {
+  detail::greenlet_thread* state = nullptr;
+  ~thread_owner() {
+    if (state && state->live == 0) {
+      delete state;
+      tls_thread = nullptr;
+    }
+  }
+};
+
+bool query_running(detail::running_stack& out) noexcept;
+
+detail::greenlet_thread& init_thread() {
+  static thread_local thread_owner owner;
+  owner.state = new detail::greenlet_thread();
+  tls_thread = owner.state;
+  detail::install_overflow_handler(&query_running);
+  return *owner.state;
+}
+
+inline detail::greenlet_thread& this_thread() {
+  if (tls_thread) [[likely]]
+    return *tls_thread;
+  return init_thread();
+}
+
+}  // namespace
+
+struct greenlet_access {
+  static bool running(detail::running_stack& out) noexcept {
+    detail::greenlet_thread* ts = tls_thread;
+    if (!ts || !ts->current) return false;
+    const greenlet* g = ts->current;
+    out.stk = &g->stack_;
+    out.label = g->name_.c_str();
+    out.owner = g;
+    return true;
+  }
+
+  // jump: leaves `from` (the running greenlet) for `to`, starting `to` if unstarted and running
+  // its injection first if one is pending. Returns when something switches back to `from`.
+  static ctx::transfer_t jump(greenlet* from, greenlet* to, bool from_dying) {
+    detail::greenlet_thread* ts = from->thread_;
+    if (!detail::canary_intact(from->stack_)) [[unlikely]]
+      detail::canary_failure(from->stack_, from->name_.c_str(), from);
+    from->eh_ = *ts->eh;
+    *ts->eh = to->eh_;
+    ts->current = to;
+    if (to->state_ == greenlet::state::unstarted) [[unlikely]] {
+      to->ctx_ = ctx::make_fcontext(to->stack_.top(), to->stack_.size, &entry);
+      to->state_ = greenlet::state::active;
+      detail::san_init(to->san_, to->stack_.base, to->stack_.size, false);
+      detail::san_start_switch(from->san_, to->san_, from_dying);
+      return ctx::jump_fcontext(to->ctx_, from);
+    }
+    detail::san_start_switch(from->san_, to->san_, from_dying);
+    if (to->inject_) [[unlikely]]
+      return ctx::ontop_fcontext(to->ctx_, from, &inject_trampoline);
+    return ctx::jump_fcontext(to->ctx_, from);
+  }
+
+  // resumed: the bookkeeping on `self`'s side once a switch lands back in it.
+  static void* resumed(greenlet* self, ctx::transfer_t t) {
+    auto* prev = static_cast<greenlet*>(t.data);
+    if (t.fctx) [[likely]] {
+      prev->ctx_ = t.fctx;
+      detail::san_finish_switch(self->san_, &prev->san_);
+    }
+    if (prev->exc_) [[unlikely]]
+      std::rethrow_exception(std::exchange(prev->exc_, nullptr));
+    return prev->pass_;
+  }
+
+  // entry: the first frame of every greenlet's stack.
+  [[noreturn]] static void entry(ctx::transfer_t t) {
+    // make_fcontext's trampoline leaves a code address as this frame's return address and saved
+    // frame pointer. Zero both so unwinders and profilers stop here (this frame never returns).
+    auto** fp = static_cast<void**>(__builtin_frame_address(0));
+    fp[0] = nullptr;
+    fp[1] = nullptr;
+    auto* prev = static_cast<greenlet*>(t.data);
+    greenlet* self = prev->thread_->current;
+    prev->ctx_ = t.fctx;
+    detail::san_finish_switch(self->san_, &prev->san_);
+    self->body(prev);
+  }
+
+  // inject_trampoline: runs on the target's stack on top of its suspended switch (ontop_fcontext),
+  // so an exception thrown here leaves the target's switch_to with full unwind information.
+  static ctx::transfer_t inject_trampoline(ctx::transfer_t t) {
+    auto* prev = static_cast<greenlet*>(t.data);
+    greenlet* self = prev->thread_->current;
+    prev->ctx_ = t.fctx;
+    detail::san_finish_switch(self->san_, &prev->san_);
+    greenlet::inject_function fn = std::exchange(self->inject_, nullptr);
+    fn(prev->pass_);
+    return {nullptr, prev};
+  }
+};
+
+namespace {
+bool query_running(detail::running_stack& out) noexcept { return greenlet_access::running(out); }
+}  // namespace
+
+// ---- construction -------------------------------------------------------------------------------
+
+greenlet::greenlet(root_tag, detail::greenlet_thread* t) noexcept
+    : thread_(t), state_(state::active), root_(true) {
+  detail::san_init(san_, nullptr, 0, true);
+}
+
+greenlet::greenlet(greenlet* parent, stack s, bool owns_stack) {
+  detail::greenlet_thread& ts = this_thread();
+  if (parent && parent->thread_ != &ts) [[unlikely]]
+    throw error(fmt::format("gr::greenlet: the parent {} belongs to another thread", parent->describe()));
+  thread_ = &ts;
+  parent_ = parent ? parent : &ts.root;
+  stack_ = s;
+  owns_stack_ = owns_stack;
+  ++ts.live;
+}
+
+namespace {
+greenlet::function checked(greenlet::function fn) {
+  if (!fn) throw error("gr::greenlet: the start function is empty");
+  return fn;
+}
+}  // namespace
+
+greenlet::greenlet(function fn, greenlet* parent, std::size_t stack_size)
+    : greenlet(parent, stack{}, true) {
+  fn_ = checked(std::move(fn));
+  stack_ = allocate_stack(stack_size);  // last: nothing after it can throw
+}
+
+greenlet::greenlet(function fn, greenlet* parent, stack user_memory) : greenlet(parent, user_memory, false) {
+  fn_ = checked(std::move(fn));
+}
+
+greenlet::~greenlet() {
+  if (root_) return;
+  if (state_ == state::active) {
+    if (thread_ != tls_thread)
+      detail::fatal(fmt::format("{} was destroyed on another thread while suspended", describe()));
+    if (thread_->current == this) detail::fatal(fmt::format("{} was destroyed while running", describe()));
+    try {
+      kill();
+    } catch (const std::exception& e) {
+      detail::fatal(fmt::format("destroying {}: {}", describe(), e.what()));
+    } catch (...) {
+      detail::fatal(fmt::format("destroying {}: an exception escaped while it unwound", describe()));
+    }
+  }
+  detail::san_destroy(san_);
+  if (owns_stack_) release_stack(stack_);
+  if (thread_ == tls_thread) --thread_->live;
+}
+
+// ---- queries ------------------------------------------------------------------------------------
+
+greenlet* greenlet::root() { return &this_thread().root; }
+greenlet* greenlet::current() { return this_thread().current; }
+std::size_t greenlet::live_count() noexcept { return tls_thread ? tls_thread->live : 0; }
+
+std::string greenlet::describe() const {
+  if (!name_.empty()) return fmt::format("greenlet '{}'", name_);
+  if (root_) return fmt::format("root greenlet {}", static_cast<const void*>(this));
+  return fmt::format("greenlet {}", static_cast<const void*>(this));
+}
+
+void greenlet::check_thread(const char* op) const {
+  if (thread_ != &this_thread()) [[unlikely]]
+    throw error(fmt::format("gr::greenlet::{}: {} belongs to another thread", op, describe()));
+}
+
+greenlet* greenlet::nearest_live() noexcept {
+  greenlet* g = this;
+  while (g->state_ == state::dead) g = g->parent_;
+  return g;
+}
+
+void greenlet::set_parent(greenlet* p) {
+  if (!p) throw error(fmt::format("gr::greenlet::set_parent: null parent for {}", describe()));
+  if (root_) throw error(fmt::format("gr::greenlet::set_parent: {} is a root and has no parent", describe()));
+  if (p->thread_ != thread_)
+    throw error(fmt::format("gr::greenlet::set_parent: {} and its new parent {} belong to different threads",
+                            describe(), p->describe()));
+  for (greenlet* g = p; g; g = g->parent_)
+    if (g == this)
+      throw error(fmt::format("gr::greenlet::set_parent: making {} the parent of {} would make a cycle",
+                              p->describe(), describe()));
+  parent_ = p;
+}
+
+// ---- switching -----------------------------------------------------------------------------------
+
+void* greenlet::run(void* arg) { return fn_(arg); }
+
+void* greenlet::transfer(greenlet* from, greenlet* to, void* arg) {
+  GR_DEBUG_ASSERT(from == from->thread_->current, "transfer from a greenlet that is not running");
+  GR_DEBUG_ASSERT(to->thread_ == from->thread_ && to != from && !to->dead(), "bad transfer target");
+  from->pass_ = arg;
+  ctx::transfer_t t = greenlet_access::jump(from, to, false);
+  return greenlet_access::resumed(from, t);
+}
+
+void* greenlet::switch_to(void* arg) {
+  detail::greenlet_thread& ts = this_thread();
+  if (thread_ != &ts) [[unlikely]]
+    throw error(fmt::format("gr::greenlet::switch_to: {} belongs to another thread", describe()));
+  greenlet* to = state_ == state::dead ? nearest_live() : this;
+  greenlet* from = ts.current;
+  if (to == from) return arg;
+  return transfer(from, to, arg);
+}
+
+void* greenlet::throw_in(std::exception_ptr e) {
+  check_thread("throw_in");
+  if (!e) throw error(fmt::format("gr::greenlet::throw_in: null exception for {}", describe()));
+  greenlet* to = nearest_live();
+  greenlet* from = thread_->current;
+  if (to == from) std::rethrow_exception(e);
+  if (to->state_ == state::unstarted)
+    to->pending_throw_ = std::move(e);
+  else
+    to->inject_ = [e = std::move(e)](void*) { std::rethrow_exception(e); };
+  return transfer(from, to, nullptr);
+}
+
+void greenlet::inject(inject_function fn) {
+  check_thread("inject");
+  if (state_ == state::dead) throw error(fmt::format("gr::greenlet::inject: {} is dead", describe()));
+  if (thread_->current == this)
+    throw error(fmt::format("gr::greenlet::inject: {} is running; inject into a suspended greenlet", describe()));
+  inject_ = std::move(fn);
+}
+
+void greenlet::kill() {
+  check_thread("kill");
+  if (root_) throw error(fmt::format("gr::greenlet::kill: {} cannot be killed", describe()));
+  if (state_ != state::active) return;
+  greenlet* cur = thread_->current;
+  if (cur == this)
+    throw error(fmt::format("gr::greenlet::kill: {} is running and cannot kill or destroy itself", describe()));
+  greenlet* old_parent = parent_;
+  parent_ = cur;  // the unwinding ends by resuming the killer, not the old parent
+  inject_ = [](void*) { throw greenlet_exit{}; };
+  try {
+    transfer(cur, this, nullptr);
+  } catch (...) {
+    parent_ = old_parent;
+    throw;  // raised while it unwound: the killer sees it, as python-greenlet does
+  }
+  parent_ = old_parent;
+  if (state_ != state::dead)
+    throw error(fmt::format("gr::greenlet::kill: {} caught gr::greenlet_exit and switched away instead of dying",
+                            describe()));
+}
+
+void greenlet::reset() {
+  kill();
+  if (state_ == state::unstarted) return;
+  state_ = state::unstarted;
+  ctx_ = nullptr;
+  exc_ = nullptr;
+  pending_throw_ = nullptr;
+  inject_ = nullptr;
+  eh_ = {};
+  detail::san_reuse(stack_.base, stack_.size);
+}
+
+void greenlet::body(greenlet* from) {
+  {
+    std::exception_ptr inherited = std::exchange(from->exc_, nullptr);  // a dying child started us
+    try {
+      if (inherited) std::rethrow_exception(std::exchange(inherited, nullptr));
+      if (pending_throw_) std::rethrow_exception(std::exchange(pending_throw_, nullptr));
+      if (inject_) std::exchange(inject_, nullptr)(from->pass_);
+      pass_ = run(from->pass_);
+    } catch (const greenlet_exit&) {
+      pass_ = nullptr;
+    } catch (...) {
+      exc_ = std::current_exception();
+      pass_ = nullptr;
+    }
+  }
+  // Every local is gone: the frames below never run again.
+  state_ = state::dead;
+  greenlet_access::jump(this, parent_->nearest_live(), true);
+  detail::fatal(fmt::format("{} was resumed after it died", describe()));
+}
+
+}  // namespace gr

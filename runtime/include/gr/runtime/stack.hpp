@@ -1,0 +1,107 @@
+// gr/runtime/stack.hpp: the memory a greenlet runs on.
+//
+//   gr::stack s = gr::allocate_stack(64 * 1024);   // from this thread's pool; mmap only on a miss
+//   ...run a greenlet on [s.base, s.top())...
+//   gr::release_stack(s);                          // back to the pool
+//
+// Kinds of stack, and how an overflow is caught:
+//   - guarded: its own mmap, reserved at full size and committed by the kernel only as touched,
+//     with a PROT_NONE guard page below. An overflow faults on the guard page, and gr's SIGSEGV
+//     handler (on an alternate signal stack) prints
+//       gr: stack overflow in greenlet <name or address> (stack <N> KiB)
+//     then the process dies as a segfault would.
+//   - unguarded: a slot of a large shared mapping. Each guard page splits a mapping, and the kernel
+//     caps a process at vm.max_map_count mappings (65,530 by default), so guard pages are spent
+//     within a process-wide budget under that limit (about 28,000 stacks) and past it stacks come
+//     from slabs. Their lowest word holds a canary that the greenlet layer checks on every switch
+//     away; a broken canary aborts with the same kind of message.
+//   - user: memory the caller supplied (see user_stack()); never allocated or freed by gr, canary
+//     checked like an unguarded stack.
+//
+// Thread safety: allocate_stack() and release_stack() use the calling thread's pool and may be
+// called from any thread; a stack released on another thread joins that thread's pool.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace gr {
+
+// stack: a region [base, base + size) that a greenlet's frames grow down into. A plain value:
+// whoever got it from allocate_stack() owns it until it passes it to release_stack().
+struct stack {
+  enum class kind : std::uint8_t { none, guarded, unguarded, user };
+
+  void* base = nullptr;        // lowest usable address (just above the guard page, if any)
+  std::size_t size = 0;        // usable bytes
+  kind origin = kind::none;
+  unsigned valgrind_id = 0;    // valgrind's stack registration, 0 when not registered
+
+  void* top() const noexcept { return static_cast<char*>(base) + size; }
+  bool has_canary() const noexcept { return origin == kind::unguarded || origin == kind::user; }
+  explicit operator bool() const noexcept { return base != nullptr; }
+};
+
+// default_stack_size: the size used when 0 is asked for: 256 KiB of address space, of which only
+// the touched pages cost memory.
+inline constexpr std::size_t default_stack_size = 256 * 1024;
+// min_stack_size: smaller requests are rounded up to this (room for gr's own frames and a signal).
+inline constexpr std::size_t min_stack_size = 8 * 1024;
+
+// allocate_stack: a stack of at least `size` usable bytes (0: default_stack_size), rounded up to
+// whole pages. Takes one from this thread's pool when it can. Throws std::system_error when the
+// kernel refuses the memory; the message names the size, how many stacks are live, and mentions
+// vm.max_map_count when that limit is the cause.
+stack allocate_stack(std::size_t size = 0);
+
+// release_stack: gives a stack back. Pooled stacks are kept for reuse (up to a cap); user stacks
+// are only forgotten. Never throws.
+void release_stack(stack s) noexcept;
+
+// user_stack: wraps caller-owned memory as a stack (no allocation). The memory must stay valid
+// while a greenlet uses it and be at least min_stack_size bytes; throws gr::error otherwise.
+stack user_stack(void* memory, std::size_t size);
+
+// stack_stats: counters for tests and reports.
+struct stack_stats {
+  long long live = 0;              // this thread: allocated (or wrapped) minus released
+  std::size_t pooled = 0;          // this thread: stacks waiting in the pool
+  std::size_t guarded_live = 0;    // process: guarded stacks mapped (pooled ones included)
+  std::size_t guard_budget = 0;    // process: how many guarded stacks may exist at once
+  std::size_t unguarded_slots = 0; // process: slab slots carved so far
+};
+stack_stats stack_statistics() noexcept;
+
+// trim_stack_pool: unmaps this thread's pooled stacks (slab slots return to their slab).
+void trim_stack_pool() noexcept;
+
+// set_guard_budget: overrides the number of guarded stacks allowed at once (for tests and for
+// programs that know their mapping needs). Returns the previous budget.
+std::size_t set_guard_budget(std::size_t budget) noexcept;
+
+namespace detail {
+inline constexpr std::uint64_t canary_word = 0x67725f63616e6172ull;  // "gr_canar"
+
+inline bool canary_intact(const stack& s) noexcept {
+  return !s.has_canary() || *static_cast<const std::uint64_t*>(s.base) == canary_word;
+}
+inline void write_canary(const stack& s) noexcept {
+  if (s.has_canary()) *static_cast<std::uint64_t*>(s.base) = canary_word;
+}
+// canary_failure: the message of a broken canary, then abort.
+[[noreturn]] void canary_failure(const stack& s, const char* label, const void* owner) noexcept;
+
+// The overflow handler asks the layer above which stack is running and under what name. The
+// function must be async-signal-safe (read thread-locals, no locks, no allocation).
+struct running_stack {
+  const stack* stk = nullptr;
+  const char* label = nullptr;   // the greenlet's name, may be null or empty
+  const void* owner = nullptr;   // the greenlet's address
+};
+using running_stack_query = bool (*)(running_stack& out) noexcept;
+// install_overflow_handler: installs the process's SIGSEGV handler once (chaining to whatever
+// was there) and this thread's alternate signal stack. Idempotent and cheap after the first call.
+void install_overflow_handler(running_stack_query query);
+}  // namespace detail
+
+}  // namespace gr

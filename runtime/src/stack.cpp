@@ -1,0 +1,312 @@
+// Stacks: guarded mmaps within a budget, slab slots past it, a per-thread pool in front of both.
+//
+// Invariants:
+//   - g_guarded_live counts guarded mappings that exist (in use or pooled); it never exceeds
+//     g_guard_budget except transiently inside map_guarded(), which backs out on overshoot.
+//   - A pooled stack is exactly as allocate_stack() would return it: page-rounded size, registered
+//     with valgrind, canary not yet written (allocate_stack writes it).
+//   - Slab slots are never unmapped; a slot is either carved out (owned by some thread's pool or a
+//     user) or on its slab class's free list.
+#include <gr/runtime/detail/sanitizer.hpp>
+#include <gr/runtime/error.hpp>
+#include <gr/runtime/stack.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define GR_HAVE_VALGRIND 1
+#endif
+
+namespace gr {
+namespace {
+
+std::size_t page_size() noexcept {
+  static const std::size_t p = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  return p;
+}
+
+std::size_t round_to_pages(std::size_t n) noexcept {
+  const std::size_t p = page_size();
+  return (n + p - 1) / p * p;
+}
+
+std::size_t read_max_map_count() noexcept {
+  std::ifstream f("/proc/sys/vm/max_map_count");
+  std::size_t n = 0;
+  if (f >> n && n > 0) return n;
+  return 65530;
+}
+
+// Each guarded stack costs two mappings (the guard page and the stack). Leave room for the
+// program's own mappings (libraries, malloc arenas, sanitizer shadow) and for the slabs.
+std::size_t default_guard_budget() noexcept {
+  const std::size_t maps = read_max_map_count();
+  const std::size_t reserve = 8192;
+  return maps > reserve ? (maps - reserve) / 2 : 0;
+}
+
+std::atomic<std::size_t> g_guarded_live{0};
+std::atomic<std::size_t> g_guard_budget{default_guard_budget()};
+
+void register_valgrind(stack& s) noexcept {
+#if GR_HAVE_VALGRIND
+  s.valgrind_id = VALGRIND_STACK_REGISTER(s.base, s.top());
+#else
+  (void)s;
+#endif
+}
+
+void deregister_valgrind(stack& s) noexcept {
+#if GR_HAVE_VALGRIND
+  if (s.valgrind_id) VALGRIND_STACK_DEREGISTER(s.valgrind_id);
+#endif
+  s.valgrind_id = 0;
+}
+
+std::size_t count_mappings() noexcept {
+  std::ifstream f("/proc/self/maps");
+  std::size_t n = 0;
+  std::string line;
+  while (std::getline(f, line)) ++n;
+  return n;
+}
+
+[[noreturn]] void throw_map_failure(int err, std::size_t size, const char* what) {
+  const std::size_t maps = count_mappings();
+  const std::size_t limit = read_max_map_count();
+  std::string msg = fmt::format("gr: cannot {} a {} KiB stack ({} guarded stacks mapped, {} of {} mappings in use",
+                                what, size / 1024, g_guarded_live.load(std::memory_order_relaxed), maps, limit);
+  if (err == ENOMEM && maps + 16 >= limit)
+    msg += "; the kernel's vm.max_map_count limit is the cause: raise it with `sysctl vm.max_map_count=N`";
+  msg += ")";
+  throw std::system_error(err, std::generic_category(), msg);
+}
+
+// ---- slabs: unguarded stacks carved out of large shared mappings ---------------------------------
+
+struct slab_class {
+  std::size_t size;
+  std::vector<void*> free;
+};
+
+std::mutex g_slab_mutex;
+std::vector<slab_class> g_slabs;           // guarded by g_slab_mutex
+std::size_t g_slab_slots = 0;              // guarded by g_slab_mutex
+
+stack take_slab_slot(std::size_t size) {
+  std::lock_guard lock(g_slab_mutex);
+  auto it = std::find_if(g_slabs.begin(), g_slabs.end(), [&](const slab_class& c) { return c.size == size; });
+  if (it == g_slabs.end()) it = g_slabs.insert(g_slabs.end(), slab_class{size, {}});
+  if (it->free.empty()) {
+    // About 16 MiB a mapping, between 8 and 1,024 slots: few mappings for a million stacks.
+    const std::size_t slots = std::clamp<std::size_t>((16u << 20) / size, 8, 1024);
+    void* p = ::mmap(nullptr, slots * size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (p == MAP_FAILED) throw_map_failure(errno, size, "map a slab for");
+    it->free.reserve(it->free.size() + slots);
+    for (std::size_t i = slots; i-- > 0;) it->free.push_back(static_cast<char*>(p) + i * size);
+    g_slab_slots += slots;
+  }
+  stack s;
+  s.base = it->free.back();
+  it->free.pop_back();
+  s.size = size;
+  s.origin = stack::kind::unguarded;
+  return s;
+}
+
+void return_slab_slot(stack& s) noexcept {
+  // The memory goes back to the kernel; the address range stays with the slab.
+  ::madvise(s.base, s.size, MADV_DONTNEED);
+  std::lock_guard lock(g_slab_mutex);
+  for (auto& c : g_slabs) {
+    if (c.size == s.size) {
+      c.free.push_back(s.base);
+      return;
+    }
+  }
+  GR_ASSERT(false, "an unguarded stack was released whose size no slab has");
+}
+
+// ---- guarded stacks --------------------------------------------------------------------------------
+
+bool map_guarded(std::size_t size, stack& out) {
+  if (g_guarded_live.fetch_add(1, std::memory_order_relaxed) >= g_guard_budget.load(std::memory_order_relaxed)) {
+    g_guarded_live.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  const std::size_t guard = page_size();
+  void* p = ::mmap(nullptr, size + guard, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  if (p == MAP_FAILED) {
+    const int err = errno;
+    g_guarded_live.fetch_sub(1, std::memory_order_relaxed);
+    if (err == ENOMEM) return false;  // maybe the map count; a slab may still fit
+    throw_map_failure(err, size, "map");
+  }
+  if (::mprotect(p, guard, PROT_NONE) != 0) {
+    // Splitting the mapping failed: the map count is exhausted. Stop spending guard pages.
+    ::munmap(p, size + guard);
+    const std::size_t live = g_guarded_live.fetch_sub(1, std::memory_order_relaxed) - 1;
+    g_guard_budget.store(live, std::memory_order_relaxed);
+    return false;
+  }
+  out.base = static_cast<char*>(p) + guard;
+  out.size = size;
+  out.origin = stack::kind::guarded;
+  return true;
+}
+
+void unmap_guarded(stack& s) noexcept {
+  const std::size_t guard = page_size();
+  ::munmap(static_cast<char*>(s.base) - guard, s.size + guard);
+  g_guarded_live.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void give_back_to_os(stack& s) noexcept {
+  deregister_valgrind(s);
+  if (s.origin == stack::kind::guarded)
+    unmap_guarded(s);
+  else
+    return_slab_slot(s);
+}
+
+// ---- the per-thread pool -----------------------------------------------------------------------------
+
+// A few size classes, each a LIFO of stacks (the most recently used stack is the warmest).
+struct thread_pool {
+  static constexpr std::size_t max_classes = 8;
+  static constexpr std::size_t max_per_class = 1024;
+
+  struct size_class {
+    std::size_t size = 0;
+    std::vector<stack> free;
+  };
+  size_class classes[max_classes];
+  long long live = 0;
+
+  size_class* find(std::size_t size) noexcept {
+    for (auto& c : classes) {
+      if (c.size == size) return &c;
+      if (c.size == 0) {
+        c.size = size;
+        return &c;
+      }
+    }
+    return nullptr;
+  }
+
+  void trim() noexcept {
+    for (auto& c : classes) {
+      for (auto& s : c.free) give_back_to_os(s);
+      c.free.clear();
+    }
+  }
+  ~thread_pool() { trim(); }
+};
+
+// One pointer per thread, initial-exec: a pool hit costs no __tls_get_addr.
+thread_local thread_pool* tls_pool __attribute__((tls_model("initial-exec"))) = nullptr;
+
+struct thread_pool_owner {
+  thread_pool pool;
+  ~thread_pool_owner() { tls_pool = nullptr; }
+};
+
+thread_pool& pool() {
+  if (tls_pool) [[likely]]
+    return *tls_pool;
+  static thread_local thread_pool_owner owner;
+  tls_pool = &owner.pool;
+  return owner.pool;
+}
+
+}  // namespace
+
+stack allocate_stack(std::size_t size) {
+  size = round_to_pages(std::max(size == 0 ? default_stack_size : size, min_stack_size));
+  thread_pool& tp = pool();
+  thread_pool::size_class* c = tp.find(size);
+  stack s;
+  if (c && !c->free.empty()) [[likely]] {
+    s = c->free.back();
+    c->free.pop_back();
+    detail::san_reuse(s.base, s.size);
+  } else {
+    if (!map_guarded(size, s)) s = take_slab_slot(size);
+    register_valgrind(s);
+  }
+  detail::write_canary(s);
+  ++tp.live;
+  return s;
+}
+
+void release_stack(stack s) noexcept {
+  if (!s) return;
+  thread_pool& tp = pool();
+  --tp.live;
+  if (s.origin == stack::kind::user) {
+    deregister_valgrind(s);
+    return;
+  }
+  thread_pool::size_class* c = tp.find(s.size);
+  if (c && c->free.size() < thread_pool::max_per_class) [[likely]] {
+    c->free.push_back(s);
+    return;
+  }
+  give_back_to_os(s);
+}
+
+stack user_stack(void* memory, std::size_t size) {
+  if (!memory) throw error("gr::user_stack: the stack memory is null");
+  if (size < min_stack_size)
+    throw error(fmt::format("gr::user_stack: {} bytes at {} is smaller than the minimum stack of {} bytes", size,
+                            memory, min_stack_size));
+  // Align the usable range to 16 bytes at both ends, as the ABI wants of a stack.
+  auto lo = (reinterpret_cast<std::uintptr_t>(memory) + 15) & ~std::uintptr_t{15};
+  auto hi = (reinterpret_cast<std::uintptr_t>(memory) + size) & ~std::uintptr_t{15};
+  stack s;
+  s.base = reinterpret_cast<void*>(lo);
+  s.size = hi - lo;
+  s.origin = stack::kind::user;
+  register_valgrind(s);
+  detail::write_canary(s);
+  ++pool().live;
+  return s;
+}
+
+stack_stats stack_statistics() noexcept {
+  stack_stats st;
+  if (tls_pool) {
+    st.live = tls_pool->live;
+    for (auto& c : tls_pool->classes) st.pooled += c.free.size();
+  }
+  st.guarded_live = g_guarded_live.load(std::memory_order_relaxed);
+  st.guard_budget = g_guard_budget.load(std::memory_order_relaxed);
+  std::lock_guard lock(g_slab_mutex);
+  st.unguarded_slots = g_slab_slots;
+  return st;
+}
+
+void trim_stack_pool() noexcept {
+  if (tls_pool) tls_pool->trim();
+}
+
+std::size_t set_guard_budget(std::size_t budget) noexcept {
+  return g_guard_budget.exchange(budget, std::memory_order_relaxed);
+}
+
+}  // namespace gr

@@ -1,0 +1,14 @@
+#include "leak_check.hpp"
+
+#include <gr/greenlet/greenlet.hpp>
+
+#include <string>
+
+std::string gr_test::leaks() {
+  std::string out;
+  if (gr::greenlet::live_count() != 0) out += std::to_string(gr::greenlet::live_count()) + " greenlet(s) alive; ";
+  if (gr::greenlet::current() != gr::greenlet::root()) out += "the root greenlet is not running; ";
+  const auto st = gr::stack_statistics();
+  if (st.live != 0) out += std::to_string(st.live) + " stack(s) not released";
+  return out;
+}
