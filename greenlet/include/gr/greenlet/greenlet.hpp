@@ -64,6 +64,8 @@ public:
   // switch_to. Throws gr::error if `parent` belongs to another thread or `fn` is empty.
   explicit greenlet(function fn, greenlet* parent = nullptr, std::size_t stack_size = 0);
   // greenlet: the same on caller-supplied memory (see gr::user_stack): no allocation at all.
+  // The greenlet takes over the stack value and passes it to gr::release_stack() when destroyed
+  // (which only forgets a user stack); the memory itself stays the caller's and must outlive it.
   greenlet(function fn, greenlet* parent, stack user_memory);
 
   greenlet(const greenlet&) = delete;
@@ -130,6 +132,13 @@ public:
   // live_count: greenlets of this thread that exist, roots excluded (for leak checks).
   static std::size_t live_count() noexcept;
 
+  // For the layers above, on their hot paths (the scheduler switches task to task with these):
+  // transfer: the unchecked switch. Preconditions (checked in debug builds): `from` is the current
+  // greenlet, `to` belongs to the same thread, is not dead and is not `from`.
+  static void* transfer(greenlet* from, greenlet* to, void* arg);
+  // set_parent_unchecked: as set_parent, for callers that know the parent is valid.
+  void set_parent_unchecked(greenlet* p) noexcept { parent_ = p; }
+
 protected:
   // For subclasses that supply their own body through run() and manage their own stack memory
   // (the scheduler places its task objects at the top of the stack they run on).
@@ -138,13 +147,6 @@ protected:
   // run: the greenlet's body. The default calls the function given to the constructor.
   virtual void* run(void* arg);
 
-  // transfer: the unchecked switch used by layers above on their hot paths. Preconditions (checked
-  // in debug builds): `from` is the current greenlet, `to` belongs to the same thread, is not dead
-  // and is not `from`.
-  static void* transfer(greenlet* from, greenlet* to, void* arg);
-
-  // set_parent_unchecked: as set_parent, for callers that know the parent is valid.
-  void set_parent_unchecked(greenlet* p) noexcept { parent_ = p; }
 
   // release_stack_ownership: the stack memory is no longer this greenlet's to free.
   stack release_stack_ownership() noexcept {

@@ -1,0 +1,67 @@
+// gr/sched/clock.hpp: where the scheduler's timers get their time.
+//
+//   gr::virtual_clock vc;                       // deterministic time for tests and simulations
+//   gr::scheduler::current().set_clock(vc);
+//   gr::sleep_for(5s);                          // returns at once in wall time; vc.now() moved 5s
+//
+// The scheduler asks its clock for now() when it checks timers, and calls wait_until(tp) when
+// nothing is ready and the earliest timer is due at tp. Three clocks come with gr:
+//   - steady_clock_source (the default): std::chrono::steady_clock; wait_until sleeps the thread.
+//   - virtual_clock: starts at time_point{} and jumps straight to the next deadline when every
+//     task is waiting on a timer, so timed programs run instantly and deterministically.
+//   - manual_clock: frame time for game loops; it moves only when the program calls advance() or
+//     set(), and wait_until() returns false (the scheduler never blocks on it).
+// A clock is owned by the program and must outlive its use by the scheduler. Touch it only from
+// the scheduler's thread.
+#pragma once
+
+#include <chrono>
+
+namespace gr {
+
+using time_point = std::chrono::steady_clock::time_point;
+using duration = std::chrono::steady_clock::duration;
+
+class clock {
+public:
+  virtual ~clock() = default;
+  // now: the current time on this clock.
+  virtual time_point now() noexcept = 0;
+  // wait_until: nothing is ready and the earliest timer is due at `tp`: block the thread, or move
+  // virtual time, until then. Returns false if the clock cannot get there by itself.
+  virtual bool wait_until(time_point tp) = 0;
+};
+
+class steady_clock_source final : public clock {
+public:
+  time_point now() noexcept override { return std::chrono::steady_clock::now(); }
+  bool wait_until(time_point tp) override;
+};
+
+class virtual_clock final : public clock {
+public:
+  explicit virtual_clock(time_point start = time_point{}) noexcept : now_(start) {}
+  time_point now() noexcept override { return now_; }
+  bool wait_until(time_point tp) override {
+    if (tp > now_) now_ = tp;
+    return true;
+  }
+  void advance(duration d) noexcept { now_ += d; }
+
+private:
+  time_point now_;
+};
+
+class manual_clock final : public clock {
+public:
+  explicit manual_clock(time_point start = time_point{}) noexcept : now_(start) {}
+  time_point now() noexcept override { return now_; }
+  bool wait_until(time_point) override { return false; }
+  void advance(duration d) noexcept { now_ += d; }
+  void set(time_point tp) noexcept { now_ = tp; }
+
+private:
+  time_point now_;
+};
+
+}  // namespace gr

@@ -1,0 +1,164 @@
+// gr/sched/task.hpp: go-style tasks.
+//
+//   gr::task t = gr::spawn([&] { work(); }, {.name = "worker"});
+//   ...                                   // the caller goes on; `t` runs when the caller blocks
+//   t.join();                             // waits; rethrows what work() threw
+//
+//   gr::spawn([] { serve(); }).detach();  // fire and forget, as `go serve()`
+//
+// spawn() queues the task at the tail of the ready queue (Go and Boost.Fiber's post) and returns
+// at once. A task runs on its own stack until its function returns, cooperatively: it gives the
+// CPU away only when it blocks (join, sleep, lock, channel operations) or yields.
+//
+// The handle: a move-only gr::task. Destroying a handle that was neither joined nor detached
+// detaches the task (as Go's goroutines, tokio's JoinHandle); it runs on, and if it ends by an
+// exception nobody joins, the exception is reported on stderr with the task's name and spawn site
+// (see scheduler::set_unjoined_handler) - never silently lost. Owned by the scheduler's thread.
+#pragma once
+
+#include <gr/runtime/error.hpp>
+#include <gr/runtime/stack.hpp>
+#include <gr/sched/clock.hpp>
+#include <gr/sched/detail/task_ctl.hpp>
+#include <gr/sched/errors.hpp>
+#include <gr/sched/wait.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <new>
+#include <source_location>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace gr {
+
+// task_options: `name` shows in deadlock reports, dumps and traces; `stack_size` 0 is the default.
+struct task_options {
+  std::string name{};
+  std::size_t stack_size = 0;
+};
+
+class task;
+namespace detail {
+task launch(task_ctl* c, std::string&& name, const std::source_location& where);
+}
+
+class task {
+public:
+  task() noexcept = default;
+  task(task&& o) noexcept : ctl_(std::exchange(o.ctl_, nullptr)) {}
+  task& operator=(task&& o) noexcept;
+  ~task() { detach(); }
+
+  // join: blocks the calling task until this one has finished, then rethrows the exception that
+  // ended it, if any (a task ended by cancellation joins normally). Afterwards the handle is
+  // empty. Throws gr::error on an empty handle or when a task joins itself; gr::task_cancelled if
+  // the caller is cancelled meanwhile (the task runs on and can be joined again).
+  void join();
+  // join_until / join_for: join() with a deadline; false (and the handle still joinable) on
+  // timeout.
+  bool join_until(time_point deadline);
+  template <class Rep, class Period>
+  bool join_for(std::chrono::duration<Rep, Period> d);
+
+  // detach: lets the task run on by itself; the handle becomes empty. No-op on an empty handle.
+  void detach() noexcept;
+
+  // cancel: asks the task to stop. It raises gr::task_cancelled inside the task at its current
+  // blocking call, or its next one; a task that has not started yet never runs its function.
+  // Sticky: every later blocking call of the task raises it too. No-op once the task is done.
+  void cancel() noexcept;
+
+  bool joinable() const noexcept { return ctl_ != nullptr; }
+  bool done() const noexcept;       // its function has returned or thrown (false on empty)
+  bool cancelled() const noexcept;  // cancel() was called on it
+  std::uint64_t id() const noexcept;
+  const std::string& name() const noexcept;
+
+private:
+  friend task detail::launch(detail::task_ctl*, std::string&&, const std::source_location&);
+  explicit task(detail::task_ctl* c) noexcept : ctl_(c) {}
+  detail::task_ctl* ctl_ = nullptr;
+};
+
+// spawn: starts `fn()` (any callable taking no argument; its result is discarded) as a new task
+// of this thread's scheduler, queued at the tail. The callable is moved into the task's stack,
+// and destroyed when the task finishes. Throws std::system_error if no stack can be had.
+template <class F>
+task spawn(F&& fn, task_options opts = {}, std::source_location where = std::source_location::current());
+
+namespace detail {
+
+// task_frame: the greenlet, control block and callable of a spawned task, placed at the top of the
+// task's own stack.
+template <class F>
+class task_frame final : public greenlet {
+public:
+  task_frame(stack usable, F&& fn) : greenlet(nullptr, usable, false) { ::new (fn_storage()) F(std::move(fn)); }
+  task_frame(stack usable, const F& fn) : greenlet(nullptr, usable, false) { ::new (fn_storage()) F(fn); }
+
+  task_ctl ctl;
+
+  static void destroy(task_ctl* c) noexcept;
+
+private:
+  F* fn_storage() noexcept { return std::launder(reinterpret_cast<F*>(storage_)); }
+  void* run(void*) override;
+  alignas(F) unsigned char storage_[sizeof(F)];
+};
+
+// run_task: the body every task shares; `invoke` calls the callable, `finish` destroys it.
+void run_task(task_ctl& c, void (*invoke)(void*), void (*destroy_fn)(void*) noexcept, void* fn);
+// frame_slot: where a frame of `bytes` with `align` goes on `s`; the rest is the usable stack.
+void* frame_slot(const stack& s, std::size_t bytes, std::size_t align, stack& usable);
+
+template <class F>
+void* task_frame<F>::run(void*) {
+  run_task(
+      ctl, [](void* f) { (*static_cast<F*>(f))(); },
+      [](void* f) noexcept { static_cast<F*>(f)->~F(); }, fn_storage());
+  return nullptr;
+}
+
+template <class F>
+void task_frame<F>::destroy(task_ctl* c) noexcept {
+  auto* self = static_cast<task_frame*>(c->gl);
+  stack mem = c->memory;
+  if (!self->started()) std::destroy_at(self->fn_storage());  // never ran: run_task did not end it
+  self->~task_frame();
+  release_stack(mem);
+}
+
+}  // namespace detail
+
+template <class F>
+task spawn(F&& fn, task_options opts, std::source_location where) {
+  using Fn = std::decay_t<F>;
+  static_assert(std::is_invocable_v<Fn&>, "gr::spawn: the task function must be callable with no arguments");
+  using frame = detail::task_frame<Fn>;
+  stack mem = allocate_stack(opts.stack_size);
+  stack usable;
+  void* slot;
+  frame* f;
+  try {
+    slot = detail::frame_slot(mem, sizeof(frame), alignof(frame), usable);
+    f = ::new (slot) frame(usable, std::forward<F>(fn));
+  } catch (...) {
+    release_stack(mem);
+    throw;
+  }
+  f->ctl.gl = f;
+  f->ctl.memory = mem;
+  f->ctl.destroy = &frame::destroy;
+  return detail::launch(&f->ctl, std::move(opts.name), where);
+}
+
+template <class Rep, class Period>
+bool task::join_for(std::chrono::duration<Rep, Period> d) {
+  return join_until(detail::sched_now() + std::chrono::ceil<duration>(d));
+}
+
+}  // namespace gr

@@ -1,0 +1,51 @@
+// gr/sched/wait.hpp: the narrow verbs the layers above block and wake tasks with (Go's
+// gopark/goready, libdill's waitfor/trigger). channel/ is written with these alone; it never
+// switches contexts itself.
+//
+//   if (auto c = detail::check_cancelled(); ...)     // every blocking call starts here
+//   detail::wait_node me{detail::current_task()};
+//   queue.push_back(me);
+//   detail::wake_reason why = detail::park_until(reason, deadline);
+//   if (!me.signaled) { queue.remove(me); detail::raise_if_interrupted(why); /* timeout */ }
+//
+// All of these run on the scheduler's thread, from a task (the main task counts).
+#pragma once
+
+#include <gr/sched/clock.hpp>
+#include <gr/sched/detail/task_ctl.hpp>
+#include <gr/sched/wait_queue.hpp>
+
+namespace gr::detail {
+
+// current_task: the running task of this thread's scheduler (the main task outside any spawn).
+task_ctl* current_task();
+
+// check_cancelled: throws gr::task_cancelled if the current task was cancelled. Every blocking
+// call starts with it, so cancellation is sticky even for calls that would not have to wait.
+void check_cancelled();
+
+// park: blocks the current task until someone calls wake() on it; returns why it woke.
+// Returns wake_reason::cancelled at once, without parking, if the task was cancelled.
+// The main task may get wake_reason::deadlock when nothing else can ever run.
+wake_reason park(const wait_reason& why);
+
+// park_uninterruptible: park() that waits even in a cancelled task (a cancel still wakes it,
+// with wake_reason::cancelled, and the caller parks again). For the few waits that must finish,
+// such as re-locking the mutex when a condition_variable wait ends.
+wake_reason park_uninterruptible(const wait_reason& why);
+
+// park_until: park() with a deadline; wake_reason::timeout when it passes first.
+wake_reason park_until(const wait_reason& why, time_point deadline);
+
+// wake: makes a parked task runnable (at the tail of the ready queue) with `why`. Does nothing if
+// the task is not parked (already woken by a timeout or a cancel: the first reason wins).
+void wake(task_ctl* t, wake_reason why = wake_reason::signaled) noexcept;
+
+// raise_if_interrupted: throws gr::task_cancelled for `cancelled`, gr::deadlock_error (with the
+// report) for `deadlock`; returns for any other reason.
+void raise_if_interrupted(wake_reason why);
+
+// now: the time on the current scheduler's clock.
+time_point sched_now();
+
+}  // namespace gr::detail

@@ -1,0 +1,53 @@
+// The scheduler's state: one per thread. Private to sched/.
+#pragma once
+
+#include <gr/sched/clock.hpp>
+#include <gr/sched/detail/task_ctl.hpp>
+#include <gr/sched/ready_policy.hpp>
+#include <gr/sched/scheduler.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace gr::detail {
+
+struct sched_state {
+  sched_state();
+
+  scheduler facade{this};
+  task_ctl main;                      // the thread's root greenlet as a task (id 0)
+  task_ctl* current = nullptr;        // the task on the CPU
+  task_ctl* all_tail = nullptr;       // every task, main first, in spawn order (task_ctl::all_*)
+  round_robin rr;                     // the default policy, called without virtual dispatch
+  std::unique_ptr<ready_policy> custom;  // a user policy, when set
+  std::vector<task_ctl*> timers;      // min-heap on (deadline, timer order); task_ctl::timer_index
+  std::uint64_t timer_order = 0;      // ties between equal deadlines go first-armed first
+  steady_clock_source steady;
+  gr::clock* clk = &steady;
+  time_point last_now{};              // the clock's last reading (for cheap approximate ages)
+  task_ctl* zombie = nullptr;         // a finished task whose stack the next task frees
+  std::uint64_t next_id = 1;
+  std::size_t live = 0;               // spawned tasks not done
+  bool main_in_run = false;           // the main task is parked in run() until live == 0
+  bool shutting_down = false;
+  unsigned tick = 0;                  // yields since the last timer check
+  std::string deadlock_report;
+  scheduler::unjoined_handler unjoined;
+
+  // The ready queue: round_robin inline unless a custom policy is set.
+  void push_ready(task_ctl* t) noexcept {
+    t->state = task_state::runnable;
+    if (!custom) [[likely]]
+      rr.push(t);
+    else
+      custom->push(t);
+  }
+  task_ctl* pop_ready() noexcept { return !custom ? rr.pop() : custom->pop(); }
+  bool ready_empty() const noexcept { return !custom ? rr.empty() : custom->empty(); }
+};
+
+sched_state& this_sched();
+task_info info_of(const task_ctl& t);
+
+}  // namespace gr::detail

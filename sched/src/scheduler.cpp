@@ -1,0 +1,652 @@
+// The scheduler: a ready queue, a timer heap and direct task-to-task switches.
+//
+// Invariants (checked with GR_DEBUG_ASSERT where cheap):
+//   - Exactly one task is `running`: sched.current. Its greenlet is greenlet::current().
+//   - A `runnable` task is in the ready policy (or is the target of the switch in progress); a
+//     `blocked` task is in no ready queue, and is in the timer heap iff timer_index != npos.
+//   - wake() only moves `blocked` tasks, so the first wake reason wins and a task is never queued
+//     twice.
+//   - The main task never finishes. When nothing is runnable and no timer can fire, the main task
+//     is blocked; the deadlock is delivered to it (wake_reason::deadlock).
+//   - sched.zombie is set only between a task's final switch and the next resume point, where the
+//     resumed task frees it (it cannot free itself: it is still on that stack).
+#include "sched_state.hpp"
+
+#include <gr/greenlet/greenlet.hpp>
+#include <gr/sched/errors.hpp>
+#include <gr/sched/task.hpp>
+#include <gr/sched/this_task.hpp>
+#include <gr/sched/wait.hpp>
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <thread>
+
+namespace gr {
+namespace detail {
+namespace {
+
+thread_local sched_state* tls_sched __attribute__((tls_model("initial-exec"))) = nullptr;
+
+void shutdown(sched_state& s) noexcept;
+
+struct sched_owner {
+  sched_state* s = nullptr;
+  ~sched_owner() {
+    if (!s) return;
+    shutdown(*s);
+    delete s;
+    tls_sched = nullptr;
+  }
+};
+
+sched_state& init_sched() {
+  greenlet* root = greenlet::root();  // first, so the greenlet layer's thread state outlives ours
+  if (greenlet::current() != root)
+    throw error(fmt::format("gr: the scheduler must first be used from the thread's root greenlet, not from {}",
+                            greenlet::current()->describe()));
+  static thread_local sched_owner owner;
+  owner.s = new sched_state();
+  tls_sched = owner.s;
+  return *owner.s;
+}
+
+}  // namespace
+
+sched_state::sched_state() {
+  main.gl = greenlet::root();
+  main.sched = this;
+  main.state = task_state::running;
+  main.is_main = true;
+  main.refs = 1;
+  main.name = "main";
+  current = &main;
+  all_tail = &main;
+  last_now = clk->now();
+}
+
+sched_state& this_sched() {
+  if (tls_sched) [[likely]]
+    return *tls_sched;
+  return init_sched();
+}
+
+namespace {
+
+// ---- timers: a binary min-heap on (deadline, arm order) ----------------------------------------
+
+bool timer_before(const task_ctl* a, const task_ctl* b) noexcept {
+  return a->deadline < b->deadline || (a->deadline == b->deadline && a->timer_seq < b->timer_seq);
+}
+
+void heap_set(std::vector<task_ctl*>& h, std::size_t i, task_ctl* t) noexcept {
+  h[i] = t;
+  t->timer_index = i;
+}
+
+void sift_up(std::vector<task_ctl*>& h, std::size_t i) noexcept {
+  task_ctl* t = h[i];
+  while (i > 0) {
+    std::size_t p = (i - 1) / 2;
+    if (!timer_before(t, h[p])) break;
+    heap_set(h, i, h[p]);
+    i = p;
+  }
+  heap_set(h, i, t);
+}
+
+void sift_down(std::vector<task_ctl*>& h, std::size_t i) noexcept {
+  task_ctl* t = h[i];
+  const std::size_t n = h.size();
+  for (;;) {
+    std::size_t c = 2 * i + 1;
+    if (c >= n) break;
+    if (c + 1 < n && timer_before(h[c + 1], h[c])) ++c;
+    if (!timer_before(h[c], t)) break;
+    heap_set(h, i, h[c]);
+    i = c;
+  }
+  heap_set(h, i, t);
+}
+
+void timer_arm(sched_state& s, task_ctl* t, time_point deadline) {
+  t->deadline = deadline;
+  t->timer_seq = s.timer_order++;
+  s.timers.push_back(t);  // amortised: the vector keeps its capacity
+  sift_up(s.timers, s.timers.size() - 1);
+}
+
+void timer_remove(sched_state& s, task_ctl* t) noexcept {
+  auto& h = s.timers;
+  const std::size_t i = t->timer_index;
+  GR_DEBUG_ASSERT(i < h.size() && h[i] == t, "timer heap index out of date");
+  t->timer_index = task_ctl::npos;
+  task_ctl* last = h.back();
+  h.pop_back();
+  if (last == t) return;
+  heap_set(h, i, last);
+  sift_up(h, i);
+  sift_down(h, last->timer_index);
+}
+
+// fire_expired: wakes every task whose deadline has passed, in deadline order.
+void fire_expired(sched_state& s) {
+  const time_point now = s.clk->now();
+  s.last_now = now;
+  while (!s.timers.empty() && s.timers.front()->deadline <= now) {
+    task_ctl* t = s.timers.front();
+    timer_remove(s, t);
+    wake(t, wake_reason::timeout);
+  }
+}
+
+// ---- reports -------------------------------------------------------------------------------------
+
+std::string where_of(const task_ctl& t) {
+  if (t.is_main || !t.spawned_at.file_name() || !*t.spawned_at.file_name()) return {};
+  std::string_view f = t.spawned_at.file_name();
+  return fmt::format("{}:{}", f, t.spawned_at.line());
+}
+
+std::string blocked_lines(sched_state& s, bool only_blocked) {
+  std::string out;
+  for (task_ctl* t = &s.main; t; t = t->all_next) {
+    if (only_blocked && t->state != task_state::blocked) continue;
+    if (t->state == task_state::done) continue;
+    out += "  ";
+    out += scheduler::describe(info_of(*t));
+    out += '\n';
+  }
+  return out;
+}
+
+// declare_deadlock: nothing can run again. Records the report and hands the main task the news.
+task_ctl* declare_deadlock(sched_state& s) {
+  GR_ASSERT(s.main.state == task_state::blocked, "deadlock detected while the main task is not blocked");
+  std::string report = "gr: deadlock: every task is blocked and nothing can wake one\n";
+  report += blocked_lines(s, true);
+  if (!s.timers.empty())
+    report += "  (timers are pending, but the scheduler's clock cannot advance by itself: a manual_clock moves "
+              "only when the program advances it)\n";
+  s.deadlock_report = std::move(report);
+  task_ctl* m = &s.main;
+  if (m->timer_index != task_ctl::npos) timer_remove(s, m);
+  m->wake = wake_reason::deadlock;
+  m->state = task_state::runnable;
+  return m;
+}
+
+// pick_next: the task to run after the current one blocks or ends. Waits for timers when nothing
+// is ready; never returns null (a deadlock returns the main task).
+task_ctl* pick_next(sched_state& s) {
+  for (;;) {
+    if (!s.timers.empty()) fire_expired(s);
+    if (task_ctl* t = s.pop_ready()) return t;
+    if (s.timers.empty() || !s.clk->wait_until(s.timers.front()->deadline)) return declare_deadlock(s);
+  }
+}
+
+void unlink_task(sched_state& s, task_ctl* t) noexcept {
+  if (t->all_prev) t->all_prev->all_next = t->all_next;
+  if (t->all_next)
+    t->all_next->all_prev = t->all_prev;
+  else
+    s.all_tail = t->all_prev;
+  t->all_prev = t->all_next = nullptr;
+}
+
+void destroy_task(task_ctl* t) noexcept {
+  if (t->sched) unlink_task(*t->sched, t);
+  t->destroy(t);
+}
+
+void reap(sched_state& s) noexcept { destroy_task(std::exchange(s.zombie, nullptr)); }
+
+// switch_task: from the running task `from` to `to`; returns when `from` runs again.
+void switch_task(sched_state& s, task_ctl* from, task_ctl* to) {
+  to->state = task_state::running;
+  if (to == from) return;
+  ++to->switches;
+  s.current = to;
+  greenlet::transfer(from->gl, to->gl, nullptr);
+  GR_DEBUG_ASSERT(s.current == from, "resumed a task that is not the scheduler's current one");
+  if (s.zombie) [[unlikely]]
+    reap(s);
+}
+
+std::string exception_text(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "an exception not derived from std::exception";
+  }
+}
+
+void report_unjoined(sched_state& s, task_ctl& t) {
+  t.exception_taken = true;
+  task_info info = info_of(t);
+  if (s.unjoined) {
+    s.unjoined(info, t.exception);
+    return;
+  }
+  std::string who = info.name.empty() ? fmt::format("#{}", info.id) : fmt::format("'{}' (#{})", info.name, info.id);
+  std::fprintf(stderr, "gr: task %s, spawned at %s, ended with an exception nobody joined: %s\n", who.c_str(),
+               info.spawned_at.c_str(), exception_text(t.exception).c_str());
+}
+
+// release_ref: one holder (the running task or the handle) lets go.
+void release_ref(task_ctl* t) noexcept {
+  if (--t->refs == 0) destroy_task(t);
+}
+
+// finish_task: the task's function is over. Wakes its joiners, picks the next task and makes it
+// the greenlet's parent, so the greenlet's death switches straight to it.
+void finish_task(sched_state& s, task_ctl& t) {
+  t.state = task_state::done;
+  --s.live;
+  while (wait_node* n = t.joiners.pop_front()) {
+    n->signaled = true;
+    wake(n->task);
+  }
+  if (s.main_in_run && s.live == 0) wake(&s.main);
+  if (t.exception && t.detached && !t.exception_taken) report_unjoined(s, t);
+  task_ctl* next = pick_next(s);
+  if (--t.refs == 0) s.zombie = &t;
+  next->state = task_state::running;
+  ++next->switches;
+  s.current = next;
+  t.gl->set_parent_unchecked(next->gl);
+}
+
+// shutdown: the thread is ending with tasks unfinished: report them, then unwind each one's stack
+// (blocking calls raise task_cancelled meanwhile) so destructors run and stacks go back.
+void shutdown(sched_state& s) noexcept {
+  if (s.zombie) reap(s);
+  s.shutting_down = true;
+  if (s.live > 0) {
+    std::string msg = fmt::format("gr: the scheduler is being destroyed with {} unfinished task(s); unwinding them:\n",
+                                  s.live);
+    msg += blocked_lines(s, false);
+    std::fputs(msg.c_str(), stderr);
+  }
+  while (s.pop_ready()) {
+  }
+  for (task_ctl* t = s.main.all_next; t;) {
+    task_ctl* next = t->all_next;
+    if (t->state != task_state::done) {
+      if (t->timer_index != task_ctl::npos) timer_remove(s, t);
+      if (t->gl->active()) {
+        s.current = t;
+        t->state = task_state::running;
+        try {
+          t->gl->kill();
+        } catch (...) {
+        }
+        s.current = &s.main;
+      }
+      t->state = task_state::done;
+      --s.live;
+      --t->refs;  // the running reference
+    }
+    unlink_task(s, t);
+    t->sched = nullptr;
+    if (t->refs == 0) t->destroy(t);  // else a handle outlives us and frees it
+    t = next;
+  }
+}
+
+}  // namespace
+
+// ---- the verbs ---------------------------------------------------------------------------------
+
+task_ctl* current_task() { return this_sched().current; }
+
+time_point sched_now() {
+  sched_state& s = this_sched();
+  s.last_now = s.clk->now();
+  return s.last_now;
+}
+
+void check_cancelled() {
+  sched_state& s = this_sched();
+  if (s.current->cancel_requested || s.shutting_down) [[unlikely]]
+    throw task_cancelled{};
+}
+
+namespace {
+wake_reason park_now(sched_state& s, const wait_reason& why) {
+  task_ctl* self = s.current;
+  self->state = task_state::blocked;
+  self->waiting = why;
+  self->wake = wake_reason::none;
+  switch_task(s, self, pick_next(s));
+  self->waiting = {};
+  return self->wake;
+}
+}  // namespace
+
+wake_reason park(const wait_reason& why) {
+  sched_state& s = this_sched();
+  if (s.current->cancel_requested || s.shutting_down) [[unlikely]]
+    return wake_reason::cancelled;
+  return park_now(s, why);
+}
+
+wake_reason park_uninterruptible(const wait_reason& why) {
+  sched_state& s = this_sched();
+  if (s.shutting_down) [[unlikely]]
+    return wake_reason::cancelled;
+  return park_now(s, why);
+}
+
+wake_reason park_until(const wait_reason& why, time_point deadline) {
+  sched_state& s = this_sched();
+  task_ctl* self = s.current;
+  if (self->cancel_requested || s.shutting_down) [[unlikely]]
+    return wake_reason::cancelled;
+  if (deadline <= s.clk->now()) return wake_reason::timeout;
+  timer_arm(s, self, deadline);
+  wake_reason r = park(why);
+  if (self->timer_index != task_ctl::npos) timer_remove(s, self);
+  return r;
+}
+
+void wake(task_ctl* t, wake_reason why) noexcept {
+  if (t->state != task_state::blocked) return;
+  t->wake = why;
+  sched_state& s = *t->sched;
+  if (t->timer_index != task_ctl::npos) timer_remove(s, t);
+  s.push_ready(t);
+}
+
+void raise_if_interrupted(wake_reason why) {
+  if (why == wake_reason::cancelled) throw task_cancelled{};
+  if (why == wake_reason::deadlock) throw deadlock_error(this_sched().deadlock_report);
+}
+
+// ---- tasks -----------------------------------------------------------------------------------------
+
+void* frame_slot(const stack& s, std::size_t bytes, std::size_t align, stack& usable) {
+  auto top = reinterpret_cast<std::uintptr_t>(s.top());
+  auto slot = (top - bytes) & ~(std::uintptr_t{align < 16 ? 16 : align} - 1);
+  usable = s;
+  usable.valgrind_id = 0;
+  usable.size = slot - reinterpret_cast<std::uintptr_t>(s.base);
+  if (slot < reinterpret_cast<std::uintptr_t>(s.base) || usable.size < min_stack_size / 2)
+    throw error(fmt::format("gr::spawn: the task's callable ({} bytes) leaves too little of its {} KiB stack; "
+                            "capture less by value or ask for a bigger stack_size",
+                            bytes, s.size / 1024));
+  return reinterpret_cast<void*>(slot);
+}
+
+task launch(task_ctl* c, std::string&& name, const std::source_location& where) {
+  sched_state& s = this_sched();
+  c->sched = &s;
+  c->id = s.next_id++;
+  c->name = std::move(name);
+  c->spawned_at = where;
+  c->refs = 2;
+  c->created = s.last_now;
+  c->all_prev = s.all_tail;
+  s.all_tail->all_next = c;
+  s.all_tail = c;
+  ++s.live;
+  s.push_ready(c);
+  return task(c);
+}
+
+void run_task(task_ctl& c, void (*invoke)(void*), void (*destroy_fn)(void*) noexcept, void* fn) {
+  sched_state& s = *c.sched;
+  if (s.zombie) [[unlikely]]
+    reap(s);
+  try {
+    if (c.cancel_requested)
+      c.ended_by_cancel = true;  // cancelled before it started: never runs
+    else
+      invoke(fn);
+  } catch (const task_cancelled&) {
+    c.ended_by_cancel = true;
+  } catch (const greenlet_exit&) {
+    destroy_fn(fn);  // unwound by the scheduler's shutdown: the greenlet layer ends it
+    throw;
+  } catch (...) {
+    c.exception = std::current_exception();
+  }
+  destroy_fn(fn);
+  finish_task(s, c);
+}
+
+}  // namespace detail
+
+// ---- task handle -------------------------------------------------------------------------------------
+
+task& task::operator=(task&& o) noexcept {
+  if (this != &o) {
+    detach();
+    ctl_ = std::exchange(o.ctl_, nullptr);
+  }
+  return *this;
+}
+
+void task::detach() noexcept {
+  detail::task_ctl* c = std::exchange(ctl_, nullptr);
+  if (!c) return;
+  c->detached = true;
+  if (c->state == detail::task_state::done && c->exception && !c->exception_taken && c->sched)
+    detail::report_unjoined(*c->sched, *c);
+  detail::release_ref(c);
+}
+
+bool task::join_until(time_point deadline) {
+  if (!ctl_) throw error("gr::task::join: the task handle is empty (moved from, joined or detached)");
+  detail::sched_state& s = detail::this_sched();
+  detail::task_ctl* c = ctl_;
+  if (c->sched != &s)
+    throw error(fmt::format("gr::task::join: task #{} belongs to another thread's scheduler", c->id));
+  if (c == s.current) throw error(fmt::format("gr::task::join: task #{} '{}' cannot join itself", c->id, c->name));
+  detail::check_cancelled();
+  if (c->state != detail::task_state::done) {
+    detail::wait_node me{s.current};
+    c->joiners.push_back(me);
+    const detail::wait_reason why{"join", "task", c, &c->name};
+    detail::wake_reason r =
+        deadline == time_point::max() ? detail::park(why) : detail::park_until(why, deadline);
+    if (!me.signaled) {
+      c->joiners.remove(me);
+      detail::raise_if_interrupted(r);
+      return false;  // timeout
+    }
+  }
+  std::exception_ptr e = c->exception;
+  c->exception_taken = true;
+  ctl_ = nullptr;
+  detail::release_ref(c);
+  if (e) std::rethrow_exception(e);
+  return true;
+}
+
+void task::join() { join_until(time_point::max()); }
+
+void task::cancel() noexcept {
+  if (!ctl_ || ctl_->state == detail::task_state::done) return;
+  ctl_->cancel_requested = true;
+  detail::wake(ctl_, detail::wake_reason::cancelled);
+}
+
+bool task::done() const noexcept { return ctl_ && ctl_->state == detail::task_state::done; }
+bool task::cancelled() const noexcept { return ctl_ && ctl_->cancel_requested; }
+std::uint64_t task::id() const noexcept { return ctl_ ? ctl_->id : 0; }
+const std::string& task::name() const noexcept {
+  static const std::string empty;
+  return ctl_ ? ctl_->name : empty;
+}
+
+// ---- this task -----------------------------------------------------------------------------------------
+
+void yield() {
+  detail::sched_state& s = detail::this_sched();
+  if (!s.timers.empty() && (++s.tick & 63) == 0) detail::fire_expired(s);
+  detail::task_ctl* next = s.pop_ready();
+  if (!next) return;
+  detail::task_ctl* self = s.current;
+  s.push_ready(self);
+  detail::switch_task(s, self, next);
+}
+
+void sleep_until(time_point deadline) {
+  detail::check_cancelled();
+  detail::raise_if_interrupted(detail::park_until({"sleep", nullptr, nullptr, nullptr}, deadline));
+}
+
+std::uint64_t this_task::id() { return detail::current_task()->id; }
+const std::string& this_task::name() { return detail::current_task()->name; }
+bool this_task::cancelled() { return detail::current_task()->cancel_requested; }
+
+// ---- the scheduler facade ---------------------------------------------------------------------------------
+
+scheduler& scheduler::current() { return detail::this_sched().facade; }
+
+namespace {
+void require_main(detail::sched_state& s, const char* what) {
+  if (s.current != &s.main)
+    throw error(fmt::format("gr::scheduler::{}: call it from the main task, not from task #{} '{}'", what,
+                            s.current->id, s.current->name));
+}
+}  // namespace
+
+void scheduler::run() {
+  detail::sched_state& s = *state_;
+  require_main(s, "run");
+  while (s.live > 0) {
+    s.main_in_run = true;
+    detail::wake_reason r = detail::park({"run: wait for every task to finish", nullptr, nullptr, nullptr});
+    s.main_in_run = false;
+    detail::raise_if_interrupted(r);
+  }
+}
+
+bool scheduler::run_once() {
+  detail::sched_state& s = *state_;
+  require_main(s, "run_once");
+  if (!s.timers.empty()) detail::fire_expired(s);
+  if (detail::task_ctl* first = s.pop_ready()) {
+    // The main task queues itself behind everything runnable now: it runs again once each of them
+    // has had its turn; what they spawn or wake queues behind it, for the next frame.
+    s.push_ready(&s.main);
+    detail::switch_task(s, &s.main, first);
+  }
+  return s.live > 0;
+}
+
+bool scheduler::run_for(duration budget) {
+  detail::sched_state& s = *state_;
+  require_main(s, "run_for");
+  const time_point end = s.clk->now() + budget;
+  while (s.live > 0) {
+    if (!s.timers.empty()) detail::fire_expired(s);
+    if (s.ready_empty()) {
+      if (s.timers.empty()) break;
+      const time_point next = s.timers.front()->deadline;
+      if (next > end || !s.clk->wait_until(next)) break;
+      continue;
+    }
+    run_once();
+    if (s.clk->now() >= end) break;
+  }
+  return s.live > 0;
+}
+
+void scheduler::set_clock(gr::clock& c) noexcept {
+  state_->clk = &c;
+  state_->last_now = c.now();
+}
+void scheduler::reset_clock() noexcept { set_clock(state_->steady); }
+gr::clock& scheduler::clock() const noexcept { return *state_->clk; }
+time_point scheduler::now() const noexcept { return state_->clk->now(); }
+
+void scheduler::set_policy(std::unique_ptr<ready_policy> p) {
+  if (!p) throw error("gr::scheduler::set_policy: null policy");
+  detail::sched_state& s = *state_;
+  while (detail::task_ctl* t = s.pop_ready()) p->push(t);
+  s.custom = std::move(p);
+}
+
+std::size_t scheduler::task_count() const noexcept { return state_->live; }
+
+void scheduler::set_unjoined_handler(unjoined_handler h) { state_->unjoined = std::move(h); }
+
+std::vector<task_info> scheduler::snapshot() const {
+  std::vector<task_info> out;
+  for (detail::task_ctl* t = &state_->main; t; t = t->all_next) out.push_back(detail::info_of(*t));
+  return out;
+}
+
+namespace detail {
+
+task_info info_of(const task_ctl& t) {
+  task_info i;
+  i.id = t.id;
+  i.name = t.name;
+  switch (t.state) {
+    case task_state::runnable: i.state = "runnable"; break;
+    case task_state::running: i.state = "running"; break;
+    case task_state::blocked: i.state = "blocked"; break;
+    case task_state::done: i.state = "done"; break;
+  }
+  if (t.state == task_state::blocked && t.waiting.verb) {
+    i.waiting = t.waiting.verb;
+    if (t.waiting.kind) {
+      i.waiting += ' ';
+      i.waiting += t.waiting.kind;
+      if (t.waiting.name && !t.waiting.name->empty())
+        i.waiting += fmt::format(" '{}'", *t.waiting.name);
+      else if (t.waiting.object)
+        i.waiting += fmt::format(" {}", t.waiting.object);
+      if (std::string_view(t.waiting.kind) == "task" && t.waiting.object)
+        i.waiting += fmt::format(" (#{})", static_cast<const task_ctl*>(t.waiting.object)->id);
+    }
+  }
+  i.has_deadline = t.timer_index != task_ctl::npos;
+  i.deadline = t.deadline;
+  i.spawned_at = where_of(t);
+  i.created = t.created;
+  i.switches = t.switches;
+  i.is_main = t.is_main;
+  i.cancelled = t.cancel_requested;
+  i.stack_base = t.memory.base;
+  i.stack_size = t.memory.size;
+  i.greenlet = t.gl;
+  return i;
+}
+
+}  // namespace detail
+
+std::string scheduler::describe(const task_info& t) {
+  std::string s = t.name.empty() ? fmt::format("task #{}", t.id) : fmt::format("task #{} '{}'", t.id, t.name);
+  s += ": ";
+  s += t.state;
+  if (!t.waiting.empty()) {
+    s += ", waits to ";
+    s += t.waiting;
+  }
+  if (t.has_deadline) {
+    const auto left = std::chrono::duration_cast<std::chrono::microseconds>(t.deadline - scheduler::current().now());
+    s += fmt::format(" (deadline in {:.3f} ms)", static_cast<double>(left.count()) / 1000.0);
+  }
+  if (t.cancelled) s += ", cancelled";
+  if (!t.spawned_at.empty()) {
+    s += ", spawned at ";
+    s += t.spawned_at;
+  }
+  return s;
+}
+
+bool steady_clock_source::wait_until(time_point tp) {
+  std::this_thread::sleep_until(tp);
+  return true;
+}
+
+}  // namespace gr

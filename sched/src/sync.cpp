@@ -1,0 +1,212 @@
+// Task-aware mutex, condition_variable, wait_group and semaphore, on wait_queue + park/wake.
+//
+// Invariants:
+//   - mutex: owner_ == null implies waiters_ is empty (unlock hands the lock to the first waiter
+//     rather than freeing it), so lock() can take a free mutex without looking at the queue.
+//   - semaphore: count_ > 0 implies waiters_ is empty (release hands permits to waiters first).
+//   - wait_group: count_ == 0 implies waiters_ is empty.
+//   - A waiter whose node is `signaled` has been handed what it waited for; it must not undo that
+//     even if a timeout or cancel woke it at the same time (the cancel stays sticky for its next
+//     blocking call).
+#include <gr/sched/condition_variable.hpp>
+#include <gr/sched/errors.hpp>
+#include <gr/sched/mutex.hpp>
+#include <gr/sched/semaphore.hpp>
+#include <gr/sched/wait_group.hpp>
+
+#include <fmt/format.h>
+
+namespace gr {
+namespace {
+
+std::string label(const char* kind, const std::string& name, const void* self) {
+  return name.empty() ? fmt::format("{} {}", kind, self) : fmt::format("{} '{}'", kind, name);
+}
+
+// block_until: parks the current task in `q` until signaled, the deadline, a cancel or a deadlock.
+// Returns true when signaled; false on timeout; throws on cancel / deadlock.
+bool block_until(detail::wait_queue& q, const detail::wait_reason& why, time_point deadline) {
+  detail::wait_node me{detail::current_task()};
+  q.push_back(me);
+  const detail::wake_reason r =
+      deadline == time_point::max() ? detail::park(why) : detail::park_until(why, deadline);
+  if (me.signaled) return true;
+  q.remove(me);
+  detail::raise_if_interrupted(r);
+  return false;
+}
+
+void signal(detail::wait_node* n) noexcept {
+  n->signaled = true;
+  detail::wake(n->task);
+}
+
+}  // namespace
+
+// ---- mutex ---------------------------------------------------------------------------------------
+
+mutex::~mutex() {
+  if (owner_ || !waiters_.empty())
+    detail::fatal(fmt::format("{} destroyed while {}", label("mutex", name_, this),
+                              waiters_.empty() ? "locked" : "tasks wait for it"));
+}
+
+bool mutex::lock_until(time_point deadline, bool interruptible) {
+  detail::task_ctl* self = detail::current_task();
+  if (owner_ == self)
+    throw error(fmt::format("gr::mutex::lock: task #{} already owns {} (it is not recursive)", self->id,
+                            label("mutex", name_, this)));
+  if (interruptible) detail::check_cancelled();
+  if (!owner_) {
+    owner_ = self;
+    return true;
+  }
+  const detail::wait_reason why{"lock", "mutex", this, &name_};
+  if (interruptible) return block_until(waiters_, why, deadline);
+  // Must end holding the lock (a condition_variable wait re-locking): a cancel only wakes us early.
+  detail::wait_node me{self};
+  waiters_.push_back(me);
+  while (!me.signaled) {
+    const detail::wake_reason r = detail::park_uninterruptible(why);
+    if (r == detail::wake_reason::deadlock) {
+      waiters_.remove(me);
+      detail::raise_if_interrupted(r);
+    }
+    if (r == detail::wake_reason::cancelled && !me.signaled && !me.linked()) break;  // shutting down
+  }
+  return me.signaled;
+}
+
+void mutex::lock() { lock_until(time_point::max(), true); }
+
+bool mutex::try_lock() {
+  if (owner_) return false;
+  owner_ = detail::current_task();
+  return true;
+}
+
+bool mutex::try_lock_until(time_point deadline) { return lock_until(deadline, true); }
+
+void mutex::unlock() {
+  detail::task_ctl* self = detail::current_task();
+  if (owner_ != self)
+    throw error(fmt::format("gr::mutex::unlock: task #{} does not own {}", self->id, label("mutex", name_, this)));
+  if (detail::wait_node* n = waiters_.pop_front()) {
+    owner_ = n->task;  // hand-off: FIFO, and no barging
+    signal(n);
+  } else {
+    owner_ = nullptr;
+  }
+}
+
+// ---- condition_variable ------------------------------------------------------------------------------
+
+condition_variable::~condition_variable() {
+  if (!waiters_.empty())
+    detail::fatal(fmt::format("{} destroyed while tasks wait on it", label("condition_variable", name_, this)));
+}
+
+std::cv_status condition_variable::wait_until(std::unique_lock<mutex>& lock, time_point deadline) {
+  detail::task_ctl* self = detail::current_task();
+  mutex* m = lock.mutex();
+  if (!m || !lock.owns_lock() || m->owner_ != self)
+    throw error(fmt::format("gr::condition_variable::wait: the lock passed for {} is not held by task #{}",
+                            label("condition_variable", name_, this), self->id));
+  detail::check_cancelled();
+  detail::wait_node me{self};
+  waiters_.push_back(me);
+  m->unlock();
+  const detail::wait_reason why{"wait on", "condition_variable", this, &name_};
+  const detail::wake_reason r =
+      deadline == time_point::max() ? detail::park(why) : detail::park_until(why, deadline);
+  const bool signaled = me.signaled;
+  waiters_.remove(me);
+  m->lock_until(time_point::max(), false);
+  if (!signaled) detail::raise_if_interrupted(r);
+  return signaled ? std::cv_status::no_timeout : std::cv_status::timeout;
+}
+
+void condition_variable::wait(std::unique_lock<mutex>& lock) { wait_until(lock, time_point::max()); }
+
+void condition_variable::notify_one() noexcept {
+  if (detail::wait_node* n = waiters_.pop_front()) signal(n);
+}
+
+void condition_variable::notify_all() noexcept {
+  while (detail::wait_node* n = waiters_.pop_front()) signal(n);
+}
+
+// ---- wait_group ----------------------------------------------------------------------------------------
+
+wait_group::wait_group(std::ptrdiff_t initial, std::string name) : count_(initial), name_(std::move(name)) {
+  if (initial < 0)
+    throw error(fmt::format("gr::wait_group: negative initial count {} for {}", initial,
+                            label("wait_group", name_, this)));
+}
+
+wait_group::~wait_group() {
+  if (!waiters_.empty())
+    detail::fatal(fmt::format("{} destroyed while tasks wait on it", label("wait_group", name_, this)));
+}
+
+void wait_group::add(std::ptrdiff_t n) {
+  if (count_ + n < 0)
+    throw error(fmt::format("gr::wait_group::add: the counter of {} would go negative ({} {:+})",
+                            label("wait_group", name_, this), count_, n));
+  count_ += n;
+  if (count_ == 0)
+    while (detail::wait_node* w = waiters_.pop_front()) signal(w);
+}
+
+bool wait_group::wait_until(time_point deadline) {
+  detail::check_cancelled();
+  if (count_ == 0) return true;
+  return block_until(waiters_, {"wait on", "wait_group", this, &name_}, deadline);
+}
+
+void wait_group::wait() { wait_until(time_point::max()); }
+
+// ---- semaphore --------------------------------------------------------------------------------------------
+
+semaphore::semaphore(std::ptrdiff_t initial, std::string name) : count_(initial), name_(std::move(name)) {
+  if (initial < 0)
+    throw error(fmt::format("gr::semaphore: negative initial count {} for {}", initial,
+                            label("semaphore", name_, this)));
+}
+
+semaphore::~semaphore() {
+  if (!waiters_.empty())
+    detail::fatal(fmt::format("{} destroyed while tasks wait on it", label("semaphore", name_, this)));
+}
+
+bool semaphore::acquire_until(time_point deadline) {
+  detail::check_cancelled();
+  if (count_ > 0) {
+    --count_;
+    return true;
+  }
+  return block_until(waiters_, {"acquire", "semaphore", this, &name_}, deadline);
+}
+
+void semaphore::acquire() { acquire_until(time_point::max()); }
+
+bool semaphore::try_acquire() noexcept {
+  if (count_ <= 0) return false;
+  --count_;
+  return true;
+}
+
+bool semaphore::try_acquire_until(time_point deadline) { return acquire_until(deadline); }
+
+void semaphore::release(std::ptrdiff_t n) {
+  if (n < 0)
+    throw error(fmt::format("gr::semaphore::release: negative count {} for {}", n, label("semaphore", name_, this)));
+  for (; n > 0; --n) {
+    if (detail::wait_node* w = waiters_.pop_front())
+      signal(w);  // the permit goes straight to the waiter
+    else
+      ++count_;
+  }
+}
+
+}  // namespace gr
