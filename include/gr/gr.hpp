@@ -15,3 +15,6 @@
 #include <gr/sched/this_task.hpp>
 #include <gr/sched/wait.hpp>
 #include <gr/sched/wait_group.hpp>
+#include <gr/channel/channel.hpp>
+#include <gr/channel/errors.hpp>
+#include <gr/channel/select.hpp>

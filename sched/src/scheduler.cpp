@@ -225,16 +225,30 @@ std::string exception_text(const std::exception_ptr& e) {
   }
 }
 
-void report_unjoined(sched_state& s, task_ctl& t) {
+// report_unjoined: runs inside finish_task (on the dying task's stack) or task::detach (noexcept),
+// where nothing may escape: an exception out of the user's handler is reported and dropped.
+void report_unjoined(sched_state& s, task_ctl& t) noexcept {
   t.exception_taken = true;
-  task_info info = info_of(t);
-  if (s.unjoined) {
-    s.unjoined(info, t.exception);
-    return;
+  try {
+    task_info info = info_of(t);
+    if (s.unjoined) {
+      try {
+        s.unjoined(info, t.exception);
+        return;
+      } catch (...) {
+        std::fprintf(stderr, "gr: the unjoined-exception handler threw: %s\n",
+                     exception_text(std::current_exception()).c_str());
+      }
+    }
+    // The format scheduler.hpp documents for set_unjoined_handler.
+    const std::string who = info.name.empty()
+                                ? fmt::format("task #{} (spawned at {})", info.id, info.spawned_at)
+                                : fmt::format("task '{}' (#{}, spawned at {})", info.name, info.id, info.spawned_at);
+    std::fprintf(stderr, "gr: %s ended with an exception nobody joined: %s\n", who.c_str(),
+                 exception_text(t.exception).c_str());
+  } catch (...) {
+    std::fputs("gr: a task ended with an exception nobody joined (no memory to describe it)\n", stderr);
   }
-  std::string who = info.name.empty() ? fmt::format("#{}", info.id) : fmt::format("'{}' (#{})", info.name, info.id);
-  std::fprintf(stderr, "gr: task %s, spawned at %s, ended with an exception nobody joined: %s\n", who.c_str(),
-               info.spawned_at.c_str(), exception_text(t.exception).c_str());
 }
 
 // release_ref: one holder (the running task or the handle) lets go.
@@ -598,7 +612,10 @@ task_info info_of(const task_ctl& t) {
   }
   if (t.state == task_state::blocked && t.waiting.verb) {
     i.waiting = t.waiting.verb;
-    if (t.waiting.kind) {
+    if (t.waiting.describe) {
+      i.waiting += ' ';
+      i.waiting += t.waiting.describe(t.waiting.object);
+    } else if (t.waiting.kind) {
       i.waiting += ' ';
       i.waiting += t.waiting.kind;
       if (t.waiting.name && !t.waiting.name->empty())

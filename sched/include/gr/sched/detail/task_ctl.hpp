@@ -39,12 +39,15 @@ enum class wake_reason : std::uint8_t {
 
 // wait_reason: what a blocked task waits on, for deadlock reports, dumps and traces.
 // `verb` and `kind` are static strings ("recv on", "channel"); `name` points at the object's name
-// (may be null or empty); `object` is its address.
+// (may be null or empty); `object` is its address. `describe`, when set, replaces kind and name
+// with a text built from `object` only when a report asks (a select lists its cases), so parking
+// never formats anything.
 struct wait_reason {
   const char* verb = nullptr;
   const char* kind = nullptr;
   const void* object = nullptr;
   const std::string* name = nullptr;
+  std::string (*describe)(const void* object) = nullptr;
 };
 
 struct task_ctl {

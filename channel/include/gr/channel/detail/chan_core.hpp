@@ -1,0 +1,105 @@
+// gr/channel/detail/chan_core.hpp: what every channel<T> shares, whatever T is: the two wait
+// queues, the closed flag, the buffer's bookkeeping, and the matching rules for select waiters.
+// Internal to the channel layer.
+#pragma once
+
+#include <gr/channel/errors.hpp>
+#include <gr/sched/wait.hpp>
+#include <gr/sched/wait_queue.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace gr::detail {
+
+struct select_state;
+
+// chan_node: one blocked send or receive, on the blocked task's stack.
+//   send: `value` points at the sender's T, moved from when a receiver takes it.
+//   recv: `value` points at the receiver's std::optional<T>, filled by the sender.
+struct chan_node : wait_node {
+  void* value = nullptr;
+  select_state* sel = nullptr;  // set when the node belongs to a select
+  std::uint32_t case_index = 0;
+  bool closed = false;          // completed by close(), not by a value
+
+  using wait_node::wait_node;
+};
+
+// select_state: one parked select. The first channel operation that matches one of its nodes
+// marks it fired; its other nodes are stale from then on and every queue skips them.
+struct select_state {
+  bool fired = false;
+  std::uint32_t index = 0;
+};
+
+class chan_core {
+public:
+  chan_core(std::size_t capacity, std::string name) : cap_(capacity), name_(std::move(name)) {}
+  chan_core(const chan_core&) = delete;
+  chan_core& operator=(const chan_core&) = delete;
+
+  std::size_t capacity() const noexcept { return cap_; }
+  std::size_t size() const noexcept { return count_; }
+  bool closed() const noexcept { return closed_; }
+  const std::string& name() const noexcept { return name_; }
+  // label: "channel 'name'" or "channel 0x...", as messages name it.
+  std::string label() const;
+
+  // For select: is a matching counterpart waiting? (Stale select nodes are dropped on the way.)
+  bool has_receiver() noexcept { return live_front(recvq_) != nullptr; }
+  bool has_sender() noexcept { return live_front(sendq_) != nullptr; }
+  void enqueue_recv(chan_node& n) noexcept { recvq_.push_back(n); }
+  void enqueue_send(chan_node& n) noexcept { sendq_.push_back(n); }
+  void dequeue(chan_node& n) noexcept {
+    recvq_.remove(n);
+    sendq_.remove(n);
+  }
+  [[noreturn]] void throw_send_closed() const { throw_closed("send"); }
+
+protected:
+  ~chan_core();
+
+  // live_front: the first waiter that can still be matched; pops stale select nodes.
+  static chan_node* live_front(wait_queue& q) noexcept {
+    while (auto* n = static_cast<chan_node*>(q.front())) {
+      if (!n->sel || !n->sel->fired) return n;
+      q.remove(*n);
+    }
+    return nullptr;
+  }
+  // take_waiter: pops the first live waiter and claims it (firing its select, if any).
+  static chan_node* take_waiter(wait_queue& q) noexcept {
+    chan_node* n = live_front(q);
+    if (n) {
+      q.remove(*n);
+      if (n->sel) {
+        n->sel->fired = true;
+        n->sel->index = n->case_index;
+      }
+    }
+    return n;
+  }
+  // complete: the waiter's operation is done; it runs again soon.
+  static void complete(chan_node* n) noexcept {
+    n->signaled = true;
+    wake(n->task);
+  }
+  [[noreturn]] void throw_closed(const char* op) const;
+  // close_waiters: marks the channel closed and completes every waiter with `closed`.
+  void close_core();
+  // park_on: parks the current task in `q` (send or recv) until completed, the deadline, a cancel
+  // or a deadlock. Returns ok / closed (completed) or timeout; throws on cancel / deadlock.
+  channel_status park_on(wait_queue& q, chan_node& me, const char* verb, time_point deadline);
+
+  wait_queue recvq_;  // receivers waiting: only while the buffer is empty
+  wait_queue sendq_;  // senders waiting: only while the buffer is full (cap 0: always "full")
+  std::size_t cap_;
+  std::size_t count_ = 0;  // values in the buffer
+  std::size_t head_ = 0;   // the oldest value's slot
+  bool closed_ = false;
+  std::string name_;
+};
+
+}  // namespace gr::detail

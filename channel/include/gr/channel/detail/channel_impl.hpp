@@ -1,0 +1,146 @@
+// gr/channel/detail/channel_impl.hpp: channel<T>'s template bodies (see channel.hpp).
+//
+// Invariants (Go's chan.go):
+//   - At least one of recvq_ and sendq_ holds no live waiter.
+//   - A live receiver waits only while count_ == 0; a live sender only while count_ == cap_.
+//   - closed_ implies sendq_ is empty (close() completes every waiter).
+#pragma once
+
+#include <gr/channel/channel.hpp>
+
+#include <memory>
+
+namespace gr {
+
+template <class T>
+channel<T>::channel(std::size_t capacity, std::string name) : detail::chan_core(capacity, std::move(name)) {
+  if (cap_) buf_ = std::allocator<T>().allocate(cap_);
+}
+
+template <class T>
+channel<T>::~channel() {
+  for (std::size_t i = 0; i < count_; ++i) std::destroy_at(slot(head_ + i));
+  if (buf_) std::allocator<T>().deallocate(buf_, cap_);
+}
+
+template <class T>
+channel_status channel<T>::offer(T& v) {
+  if (closed_) return channel_status::closed;
+  if (detail::chan_node* r = take_waiter(recvq_)) {
+    static_cast<std::optional<T>*>(r->value)->emplace(std::move(v));  // straight to the receiver
+    complete(r);
+    return channel_status::ok;
+  }
+  if (count_ < cap_) {
+    std::construct_at(slot(head_ + count_), std::move(v));
+    ++count_;
+    return channel_status::ok;
+  }
+  return channel_status::would_block;
+}
+
+template <class T>
+channel_status channel<T>::take(std::optional<T>& out) {
+  if (detail::chan_node* s = take_waiter(sendq_)) {
+    T& sent = *static_cast<T*>(s->value);
+    if (cap_ == 0) {
+      out.emplace(std::move(sent));
+    } else {
+      // The buffer is full: take the oldest value, and move the sender's into the freed slot.
+      T* head = slot(head_);
+      out.emplace(std::move(*head));
+      std::destroy_at(head);
+      std::construct_at(head, std::move(sent));
+      head_ = head_ + 1 == cap_ ? 0 : head_ + 1;
+    }
+    complete(s);
+    return channel_status::ok;
+  }
+  if (count_ > 0) {
+    T* head = slot(head_);
+    out.emplace(std::move(*head));
+    std::destroy_at(head);
+    head_ = head_ + 1 == cap_ ? 0 : head_ + 1;
+    --count_;
+    return channel_status::ok;
+  }
+  return closed_ ? channel_status::closed : channel_status::would_block;
+}
+
+template <class T>
+channel_status channel<T>::send_wait(T& v, time_point deadline) {
+  detail::check_cancelled();
+  const channel_status s = offer(v);
+  if (s != channel_status::would_block) return s;
+  detail::chan_node me{detail::current_task()};
+  me.value = &v;
+  return park_on(sendq_, me, "send on", deadline);
+}
+
+template <class T>
+channel_status channel<T>::recv_wait(std::optional<T>& out, time_point deadline) {
+  detail::check_cancelled();
+  const channel_status s = take(out);
+  if (s != channel_status::would_block) return s;
+  detail::chan_node me{detail::current_task()};
+  me.value = &out;
+  return park_on(recvq_, me, "recv on", deadline);
+}
+
+template <class T>
+void channel<T>::send(T&& v) {
+  if (send_wait(v, time_point::max()) == channel_status::closed) throw_closed("send");
+}
+
+template <class T>
+void channel<T>::send(const T& v) {
+  T copy(v);
+  send(std::move(copy));
+}
+
+template <class T>
+channel_status channel<T>::try_send(T&& v) {
+  return offer(v);
+}
+
+template <class T>
+channel_status channel<T>::try_send(const T& v) {
+  if (closed_) return channel_status::closed;
+  if (count_ == cap_ && !has_receiver()) return channel_status::would_block;
+  T copy(v);
+  return offer(copy);
+}
+
+template <class T>
+channel_status channel<T>::send_until(T&& v, time_point deadline) {
+  return send_wait(v, deadline);
+}
+
+template <class T>
+channel_status channel<T>::send_until(const T& v, time_point deadline) {
+  T copy(v);
+  return send_wait(copy, deadline);
+}
+
+template <class T>
+std::optional<T> channel<T>::recv() {
+  std::optional<T> out;
+  recv_wait(out, time_point::max());
+  return out;
+}
+
+template <class T>
+recv_result<T> channel<T>::try_recv() {
+  recv_result<T> r;
+  r.status = take(r.value);
+  return r;
+}
+
+template <class T>
+recv_result<T> channel<T>::recv_until(time_point deadline) {
+  recv_result<T> r;
+  r.status = recv_wait(r.value, deadline);
+  return r;
+}
+
+}  // namespace gr

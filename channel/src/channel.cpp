@@ -1,0 +1,183 @@
+// The parts of channels and select that do not depend on the value type.
+//
+// Invariants of select_run (Go's selectgo):
+//   - Pass 1 completes at most one case and registers nothing.
+//   - Pass 2 registers one node per channel case, all sharing one select_state; the first
+//     counterpart to take one of them marks the state fired, so every other node is stale and
+//     skipped by every queue (chan_core::live_front).
+//   - Before select_run returns or throws, none of its nodes is linked in any queue.
+#include <gr/channel/detail/chan_core.hpp>
+#include <gr/channel/errors.hpp>
+#include <gr/channel/select.hpp>
+
+#include <fmt/format.h>
+
+#include <chrono>
+
+namespace gr {
+
+const char* to_string(channel_status s) noexcept {
+  switch (s) {
+    case channel_status::ok: return "ok";
+    case channel_status::closed: return "closed";
+    case channel_status::would_block: return "would_block";
+    case channel_status::timeout: return "timeout";
+  }
+  return "?";
+}
+
+namespace detail {
+
+chan_core::~chan_core() {
+  if (live_front(recvq_) || live_front(sendq_))
+    fatal(fmt::format("{} destroyed while tasks are blocked on it", label()));
+}
+
+std::string chan_core::label() const {
+  return name_.empty() ? fmt::format("channel {}", static_cast<const void*>(this)) : fmt::format("channel '{}'", name_);
+}
+
+void chan_core::throw_closed(const char* op) const {
+  if (std::string_view(op) == "close") throw channel_closed(fmt::format("gr::channel::close: {} is already closed", label()));
+  throw channel_closed(fmt::format("gr::channel::{}: {} is closed", op, label()));
+}
+
+void chan_core::close_core() {
+  if (closed_) throw_closed("close");
+  closed_ = true;
+  while (chan_node* n = take_waiter(recvq_)) {
+    n->closed = true;  // receivers: the buffer is empty (they wait only then): nullopt
+    complete(n);
+  }
+  while (chan_node* n = take_waiter(sendq_)) {
+    n->closed = true;  // senders: their value was not sent
+    complete(n);
+  }
+}
+
+channel_status chan_core::park_on(wait_queue& q, chan_node& me, const char* verb, time_point deadline) {
+  q.push_back(me);
+  const wait_reason why{verb, "channel", this, &name_};
+  const wake_reason r = deadline == time_point::max() ? park(why) : park_until(why, deadline);
+  if (me.signaled) return me.closed ? channel_status::closed : channel_status::ok;
+  q.remove(me);
+  raise_if_interrupted(r);
+  return channel_status::timeout;
+}
+
+namespace {
+
+// A fast per-thread generator for the order of select's cases (xorshift64*).
+thread_local std::uint64_t tls_rng __attribute__((tls_model("initial-exec"))) = 0;
+
+std::uint32_t next_random() noexcept {
+  std::uint64_t x = tls_rng;
+  if (x == 0) [[unlikely]]
+    x = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) |
+        reinterpret_cast<std::uintptr_t>(&tls_rng) | 1;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  tls_rng = x;
+  return static_cast<std::uint32_t>((x * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+void shuffle(std::uint32_t* order, std::size_t n) noexcept {
+  for (std::size_t i = n; i > 1; --i) {
+    const auto j = static_cast<std::size_t>((std::uint64_t{next_random()} * i) >> 32);
+    std::swap(order[i - 1], order[j]);
+  }
+}
+
+struct select_desc {
+  const case_ref* cases;
+  std::size_t n;
+  const std::string* name;
+};
+
+std::string describe_select(const void* p) {
+  const auto& d = *static_cast<const select_desc*>(p);
+  std::string out;
+  if (d.name && !d.name->empty()) out = fmt::format("'{}' ", *d.name);
+  out += "over";
+  if (d.n == 0) return out + " no cases (blocks forever)";
+  for (std::size_t i = 0; i < d.n; ++i) {
+    out += i ? ", " : " ";
+    const case_ops& ops = *d.cases[i].ops;
+    switch (ops.kind) {
+      case case_kind::recv: out += "recv on " + ops.channel(d.cases[i].obj)->label(); break;
+      case case_kind::send: out += "send on " + ops.channel(d.cases[i].obj)->label(); break;
+      case case_kind::timeout: out += "a timeout"; break;
+      case case_kind::default_: out += "default"; break;
+    }
+  }
+  return out;
+}
+
+constexpr std::size_t npos = static_cast<std::size_t>(-1);
+
+}  // namespace
+
+std::size_t select_run(case_ref* cases, std::size_t n, std::uint32_t* order, chan_node* nodes,
+                       const select_options& opts) {
+  check_cancelled();
+  std::size_t deflt = npos, timeout = npos;
+  for (std::size_t i = 0; i < n; ++i) {
+    const case_kind k = cases[i].ops->kind;
+    if (k == case_kind::default_) {
+      if (deflt != npos) throw error("gr::select: more than one default_case");
+      deflt = i;
+    } else if (k == case_kind::timeout) {
+      if (timeout != npos) throw error("gr::select: more than one timeout_case / deadline_case");
+      timeout = i;
+    }
+    order[i] = static_cast<std::uint32_t>(i);
+  }
+
+  // Pass 1: complete a ready case, if any (uniformly at random among the ready ones).
+  if (!opts.ordered) shuffle(order, n);
+  for (std::size_t k = 0; k < n; ++k) {
+    case_ref& c = cases[order[k]];
+    if (c.ops->kind <= case_kind::send && c.ops->poll(c.obj)) {
+      c.ops->fire(c.obj, nullptr);
+      return order[k];
+    }
+  }
+  if (deflt != npos) {
+    cases[deflt].ops->fire(cases[deflt].obj, nullptr);
+    return deflt;
+  }
+  const time_point deadline = timeout != npos ? cases[timeout].ops->deadline(cases[timeout].obj) : time_point::max();
+
+  // Pass 2: wait on every channel at once.
+  select_state st;
+  task_ctl* self = current_task();
+  if (!opts.ordered) shuffle(order, n);
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t i = order[k];
+    if (cases[i].ops->kind > case_kind::send) continue;
+    chan_node& node = nodes[i];
+    node.task = self;
+    node.sel = &st;
+    node.case_index = static_cast<std::uint32_t>(i);
+    cases[i].ops->arm(cases[i].obj, node);
+  }
+  const select_desc desc{cases, n, &opts.name};
+  const wait_reason why{"select", nullptr, &desc, nullptr, &describe_select};
+  const wake_reason r = timeout != npos ? park_until(why, deadline) : park(why);
+  for (std::size_t i = 0; i < n; ++i)
+    if (cases[i].ops->kind <= case_kind::send) cases[i].ops->channel(cases[i].obj)->dequeue(nodes[i]);
+
+  if (st.fired) {  // a case completed, even if a timeout or cancel came at the same time
+    const std::size_t i = st.index;
+    cases[i].ops->fire(cases[i].obj, &nodes[i]);
+    return i;
+  }
+  raise_if_interrupted(r);
+  GR_ASSERT(r == wake_reason::timeout && timeout != npos, "select woke with no case fired and no timeout");
+  cases[timeout].ops->fire(cases[timeout].obj, nullptr);
+  return timeout;
+}
+
+}  // namespace detail
+}  // namespace gr
