@@ -18,3 +18,5 @@
 #include <gr/channel/channel.hpp>
 #include <gr/channel/errors.hpp>
 #include <gr/channel/select.hpp>
+#include <gr/sched/dump.hpp>
+#include <gr/sched/trace.hpp>

@@ -34,6 +34,8 @@ struct sched_state {
   unsigned tick = 0;                  // yields since the last timer check
   std::string deadlock_report;
   scheduler::unjoined_handler unjoined;
+  sched_state* debug_next = nullptr;  // the process's schedulers (gr_debug_schedulers), for debuggers
+  long os_thread = 0;                 // the kernel's id of this scheduler's thread (gettid)
 
   // The ready queue: round_robin inline unless a custom policy is set.
   void push_ready(task_ctl* t) noexcept {

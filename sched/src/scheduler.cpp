@@ -12,6 +12,8 @@
 //     resumed task frees it (it cannot free itself: it is still on that stack).
 #include "sched_state.hpp"
 
+#include "debug_hooks.hpp"
+
 #include <gr/greenlet/greenlet.hpp>
 #include <gr/sched/errors.hpp>
 #include <gr/sched/task.hpp>
@@ -21,6 +23,10 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <vector>
+
+#include <sys/mman.h>
+#include <unistd.h>
 #include <thread>
 
 namespace gr {
@@ -36,6 +42,7 @@ struct sched_owner {
   ~sched_owner() {
     if (!s) return;
     shutdown(*s);
+    unregister_scheduler(*s);
     delete s;
     tls_sched = nullptr;
   }
@@ -49,6 +56,8 @@ sched_state& init_sched() {
   static thread_local sched_owner owner;
   owner.s = new sched_state();
   tls_sched = owner.s;
+  register_scheduler(*owner.s);
+  chrome_trace_from_env();
   return *owner.s;
 }
 
@@ -207,6 +216,7 @@ void reap(sched_state& s) noexcept { destroy_task(std::exchange(s.zombie, nullpt
 void switch_task(sched_state& s, task_ctl* from, task_ctl* to) {
   to->state = task_state::running;
   if (to == from) return;
+  GR_DEBUG_EVENT(s, trace_event::type::switch_, from, to, nullptr, wake_reason::none, nullptr);
   ++to->switches;
   s.current = to;
   greenlet::transfer(from->gl, to->gl, nullptr);
@@ -259,6 +269,8 @@ void release_ref(task_ctl* t) noexcept {
 // finish_task: the task's function is over. Wakes its joiners, picks the next task and makes it
 // the greenlet's parent, so the greenlet's death switches straight to it.
 void finish_task(sched_state& s, task_ctl& t) {
+  GR_DEBUG_EVENT(s, trace_event::type::exit, &t, nullptr, nullptr, wake_reason::none,
+                 t.exception ? &t.exception : nullptr);
   t.state = task_state::done;
   --s.live;
   while (wait_node* n = t.joiners.pop_front()) {
@@ -268,6 +280,7 @@ void finish_task(sched_state& s, task_ctl& t) {
   if (s.main_in_run && s.live == 0) wake(&s.main);
   if (t.exception && t.detached && !t.exception_taken) report_unjoined(s, t);
   task_ctl* next = pick_next(s);
+  GR_DEBUG_EVENT(s, trace_event::type::switch_, &t, next, nullptr, wake_reason::none, nullptr);
   if (--t.refs == 0) s.zombie = &t;
   next->state = task_state::running;
   ++next->switches;
@@ -324,10 +337,17 @@ time_point sched_now() {
   return s.last_now;
 }
 
+namespace {
+[[noreturn]] void throw_cancelled(sched_state& s) {
+  GR_DEBUG_EVENT(s, trace_event::type::throw_, s.current, nullptr, nullptr, wake_reason::cancelled, nullptr);
+  throw task_cancelled{};
+}
+}  // namespace
+
 void check_cancelled() {
   sched_state& s = this_sched();
   if (s.current->cancel_requested || s.shutting_down) [[unlikely]]
-    throw task_cancelled{};
+    throw_cancelled(s);
 }
 
 namespace {
@@ -336,6 +356,7 @@ wake_reason park_now(sched_state& s, const wait_reason& why) {
   self->state = task_state::blocked;
   self->waiting = why;
   self->wake = wake_reason::none;
+  GR_DEBUG_EVENT(s, trace_event::type::block, self, nullptr, &why, wake_reason::none, nullptr);
   switch_task(s, self, pick_next(s));
   self->waiting = {};
   return self->wake;
@@ -372,12 +393,14 @@ void wake(task_ctl* t, wake_reason why) noexcept {
   if (t->state != task_state::blocked) return;
   t->wake = why;
   sched_state& s = *t->sched;
+  GR_DEBUG_EVENT(s, trace_event::type::wake, t, why == wake_reason::timeout ? nullptr : s.current, &t->waiting, why,
+                 nullptr);
   if (t->timer_index != task_ctl::npos) timer_remove(s, t);
   s.push_ready(t);
 }
 
 void raise_if_interrupted(wake_reason why) {
-  if (why == wake_reason::cancelled) throw task_cancelled{};
+  if (why == wake_reason::cancelled) throw_cancelled(this_sched());
   if (why == wake_reason::deadlock) throw deadlock_error(this_sched().deadlock_report);
 }
 
@@ -409,6 +432,7 @@ task launch(task_ctl* c, std::string&& name, const std::source_location& where) 
   s.all_tail = c;
   ++s.live;
   s.push_ready(c);
+  GR_DEBUG_EVENT(s, trace_event::type::spawn, c, s.current, nullptr, wake_reason::none, nullptr);
   return task(c);
 }
 
@@ -463,6 +487,7 @@ bool task::join_until(time_point deadline) {
   if (c == s.current) throw error(fmt::format("gr::task::join: task #{} '{}' cannot join itself", c->id, c->name));
   detail::check_cancelled();
   if (c->state != detail::task_state::done) {
+    const std::uint64_t id = c->id;
     detail::wait_node me{s.current};
     c->joiners.push_back(me);
     const detail::wait_reason why{"join", "task", c, &c->name};
@@ -473,6 +498,12 @@ bool task::join_until(time_point deadline) {
       detail::raise_if_interrupted(r);
       return false;  // timeout
     }
+    // Another task that joined (or detached) this same handle meanwhile took the record, which may
+    // be gone already: do not touch `c` again.
+    if (ctl_ != c)
+      throw error(fmt::format("gr::task::join: task #{} was joined or detached through the same handle by another "
+                              "task while this one waited",
+                              id));
   }
   std::exception_ptr e = c->exception;
   c->exception_taken = true;
@@ -487,6 +518,8 @@ void task::join() { join_until(time_point::max()); }
 void task::cancel() noexcept {
   if (!ctl_ || ctl_->state == detail::task_state::done) return;
   ctl_->cancel_requested = true;
+  GR_DEBUG_EVENT(*ctl_->sched, trace_event::type::cancel, ctl_, ctl_->sched->current, nullptr,
+                 detail::wake_reason::cancelled, nullptr);
   detail::wake(ctl_, detail::wake_reason::cancelled);
 }
 
@@ -536,7 +569,7 @@ void scheduler::run() {
   require_main(s, "run");
   while (s.live > 0) {
     s.main_in_run = true;
-    detail::wake_reason r = detail::park({"run: wait for every task to finish", nullptr, nullptr, nullptr});
+    detail::wake_reason r = detail::park({"see every task finish in scheduler::run()", nullptr, nullptr, nullptr});
     s.main_in_run = false;
     detail::raise_if_interrupted(r);
   }
@@ -600,6 +633,20 @@ std::vector<task_info> scheduler::snapshot() const {
 
 namespace detail {
 
+namespace {
+// resident_bytes: how much of [base, base + size) is in memory: the deepest the stack has been
+// used (since it was mapped), measured without touching it.
+std::size_t resident_bytes(const void* base, std::size_t size) {
+  static const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  if (reinterpret_cast<std::uintptr_t>(base) % page != 0) return 0;
+  std::vector<unsigned char> v((size + page - 1) / page);
+  if (::mincore(const_cast<void*>(base), size, v.data()) != 0) return 0;
+  std::size_t n = 0;
+  for (unsigned char c : v) n += c & 1;
+  return n * page;
+}
+}  // namespace
+
 task_info info_of(const task_ctl& t) {
   task_info i;
   i.id = t.id;
@@ -610,22 +657,7 @@ task_info info_of(const task_ctl& t) {
     case task_state::blocked: i.state = "blocked"; break;
     case task_state::done: i.state = "done"; break;
   }
-  if (t.state == task_state::blocked && t.waiting.verb) {
-    i.waiting = t.waiting.verb;
-    if (t.waiting.describe) {
-      i.waiting += ' ';
-      i.waiting += t.waiting.describe(t.waiting.object);
-    } else if (t.waiting.kind) {
-      i.waiting += ' ';
-      i.waiting += t.waiting.kind;
-      if (t.waiting.name && !t.waiting.name->empty())
-        i.waiting += fmt::format(" '{}'", *t.waiting.name);
-      else if (t.waiting.object)
-        i.waiting += fmt::format(" {}", t.waiting.object);
-      if (std::string_view(t.waiting.kind) == "task" && t.waiting.object)
-        i.waiting += fmt::format(" (#{})", static_cast<const task_ctl*>(t.waiting.object)->id);
-    }
-  }
+  if (t.state == task_state::blocked && t.waiting.verb) i.waiting = describe_wait(t.waiting);
   i.has_deadline = t.timer_index != task_ctl::npos;
   i.deadline = t.deadline;
   i.spawned_at = where_of(t);
@@ -636,6 +668,17 @@ task_info info_of(const task_ctl& t) {
   i.stack_base = t.memory.base;
   i.stack_size = t.memory.size;
   i.greenlet = t.gl;
+  if (t.memory.base && t.state != task_state::done) {
+    const auto* top = static_cast<const char*>(t.gl->stack_region().top());
+    const char* sp = nullptr;
+    if (t.sched && t.sched->current == &t)
+      sp = static_cast<const char*>(__builtin_frame_address(0));
+    else if (t.gl->started())
+      sp = static_cast<const char*>(t.gl->suspended_sp());
+    if (sp && sp <= top) i.stack_used = static_cast<std::size_t>(top - sp);
+    i.stack_peak = resident_bytes(t.memory.base, t.memory.size);
+  }
+  if (t.sched && !t.is_main) i.age = t.sched->clk->now() - t.created;
   return i;
 }
 
@@ -658,6 +701,12 @@ std::string scheduler::describe(const task_info& t) {
     s += ", spawned at ";
     s += t.spawned_at;
   }
+  if (!t.is_main)
+    s += fmt::format(", age {:.3f} s", std::chrono::duration<double>(t.age).count());
+  s += fmt::format(", switches {}", t.switches);
+  if (t.stack_size)
+    s += fmt::format(", stack {:.1f} KiB now, {} KiB peak of {} KiB", static_cast<double>(t.stack_used) / 1024.0,
+                     t.stack_peak / 1024, t.stack_size / 1024);
   return s;
 }
 

@@ -121,7 +121,20 @@ std::cv_status condition_variable::wait_until(std::unique_lock<mutex>& lock, tim
       deadline == time_point::max() ? detail::park(why) : detail::park_until(why, deadline);
   const bool signaled = me.signaled;
   waiters_.remove(me);
-  m->lock_until(time_point::max(), false);
+  // Re-lock even if cancelled. Should re-locking itself fail (a deadlock while the owner can never
+  // unlock, or the scheduler shutting down), `lock` must stop claiming the mutex, or its destructor
+  // would unlock a mutex this task does not own (gr::error out of a destructor: terminate).
+  bool relocked;
+  try {
+    relocked = m->lock_until(time_point::max(), false);
+  } catch (...) {
+    lock.release();
+    throw;
+  }
+  if (!relocked) {
+    lock.release();
+    throw task_cancelled{};
+  }
   if (!signaled) detail::raise_if_interrupted(r);
   return signaled ? std::cv_status::no_timeout : std::cv_status::timeout;
 }

@@ -128,6 +128,10 @@ public:
 
   // stack_region: the memory this greenlet runs on (empty for a root).
   const stack& stack_region() const noexcept { return stack_; }
+  // suspended_sp: the stack pointer a suspended greenlet was saved at (its saved fcontext, where
+  // its registers sit); null if unstarted or dead; stale while it runs (check current() first).
+  // For dumps and debuggers.
+  const void* suspended_sp() const noexcept { return state_ == state::active ? ctx_ : nullptr; }
 
   // live_count: greenlets of this thread that exist, roots excluded (for leak checks).
   static std::size_t live_count() noexcept;

@@ -6,8 +6,10 @@
 //   cv.wait(lock, [&] { return !queue.empty(); });   // parks the task, not the thread
 //
 // Waiters are woken in FIFO order. Every wait returns with the mutex locked again, also when it
-// raises gr::task_cancelled or gr::deadlock_error. There are no spurious wake-ups, but use the
-// predicate forms anyway: another task may run between the notify and the wake-up.
+// raises gr::task_cancelled or gr::deadlock_error, with one exception: a deadlock while taking the
+// mutex back (its owning task can never release it) raises gr::deadlock_error with `lock` no
+// longer owning the mutex (lock.owns_lock() is false). There are no spurious wake-ups, but use
+// the predicate forms anyway: another task may run between the notify and the wake-up.
 // Owned by its creator; use it only on the scheduler's thread.
 #pragma once
 

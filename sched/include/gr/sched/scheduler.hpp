@@ -50,6 +50,9 @@ struct task_info {
   bool cancelled = false;
   const void* stack_base = nullptr;  // the task's stack [stack_base, stack_base + stack_size)
   std::size_t stack_size = 0;
+  std::size_t stack_used = 0;        // bytes in use now (from its saved stack pointer)
+  std::size_t stack_peak = 0;        // resident bytes of its stack (mincore): the deepest use
+  duration age{};                    // clock time since it was spawned (approximate)
   const void* greenlet = nullptr;    // its greenlet (for debuggers)
 };
 

@@ -1,0 +1,224 @@
+// The Chrome Trace Event writer (see trace.hpp): turns trace events into per-task spans.
+//
+// Each task is a "thread" row (tid = task id) of its scheduler's "process" (one per thread that
+// runs a scheduler). A task is in one state at a time (running, runnable, blocked on <reason>);
+// when it leaves that state a complete ("X") event covers the time it spent there. A wake by
+// another task is a flow arrow ("s" on the waker's row, "f" on the woken task's) — channel
+// hand-offs, unlocks and joins show as arrows. Events are kept in memory and written at the end.
+#include "debug_hooks.hpp"
+
+#include <gr/runtime/error.hpp>
+#include <gr/sched/trace.hpp>
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+
+namespace gr {
+namespace {
+
+enum class span : unsigned char {
+  none,      // not seen in any event yet
+  running,
+  runnable,
+  blocked,
+  done,      // exited: no span open
+};
+
+struct track {
+  span state = span::none;
+  double since = 0;
+  std::string label;  // the name of the open span
+};
+
+struct chrome_writer {
+  std::mutex m;
+  std::string path;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  std::map<const void*, int> pids;
+  std::map<std::pair<int, std::uint64_t>, track> tracks;
+  std::string events;
+  std::uint64_t next_flow = 1;
+  bool first = true;
+
+  double now_us() const {
+    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+  static std::string esc(std::string_view s) {
+    std::string o;
+    for (char c : s) {
+      if (c == '"' || c == '\\') {
+        o += '\\';
+        o += c;
+      } else if (static_cast<unsigned char>(c) < 0x20) {
+        o += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
+      } else {
+        o += c;
+      }
+    }
+    return o;
+  }
+
+  void add(const std::string& ev) {
+    if (!first) events += ",\n";
+    first = false;
+    events += ev;
+  }
+
+  int pid_of(const void* sched) {
+    auto [it, fresh] = pids.emplace(sched, static_cast<int>(pids.size()) + 1);
+    if (fresh)
+      add(fmt::format(R"({{"ph":"M","name":"process_name","pid":{},"tid":0,"args":{{"name":"gr scheduler {}"}}}})",
+                      it->second, it->second));
+    return it->second;
+  }
+
+  track& track_of(int pid, std::uint64_t id, std::string_view name) {
+    auto [it, fresh] = tracks.try_emplace({pid, id});
+    if (fresh) {
+      const std::string label = name.empty() ? fmt::format("task #{}", id) : fmt::format("#{} {}", id, name);
+      add(fmt::format(R"({{"ph":"M","name":"thread_name","pid":{},"tid":{},"args":{{"name":"{}"}}}})", pid, id,
+                      esc(label)));
+      add(fmt::format(R"({{"ph":"M","name":"thread_sort_index","pid":{},"tid":{},"args":{{"sort_index":{}}}}})", pid,
+                      id, id));
+    }
+    return it->second;
+  }
+
+  void close(int pid, std::uint64_t id, track& t, double ts) {
+    if (t.state == span::none || t.state == span::done) return;
+    const char* cat = t.state == span::running ? "running" : t.state == span::runnable ? "runnable" : "blocked";
+    add(fmt::format(R"({{"ph":"X","name":"{}","cat":"{}","pid":{},"tid":{},"ts":{:.3f},"dur":{:.3f}}})", esc(t.label),
+                    cat, pid, id, t.since, ts - t.since));
+    t.state = span::none;
+  }
+
+  void enter(int pid, std::uint64_t id, track& t, span s, std::string label, double ts) {
+    close(pid, id, t, ts);
+    t.state = s;
+    t.since = ts;
+    t.label = std::move(label);
+  }
+
+  void instant(int pid, std::uint64_t id, const std::string& name, double ts) {
+    add(fmt::format(R"({{"ph":"i","s":"t","name":"{}","pid":{},"tid":{},"ts":{:.3f}}})", esc(name), pid, id, ts));
+  }
+
+  void on_event(const trace_event& e) {
+    std::lock_guard lock(m);
+    const double ts = now_us();
+    const int pid = pid_of(e.scheduler);
+    track& t = track_of(pid, e.task, e.task_name);
+    using type = trace_event::type;
+    switch (e.what) {
+      case type::spawn:
+        track_of(pid, e.other, e.other_name);
+        enter(pid, e.task, t, span::runnable, "runnable", ts);
+        break;
+      case type::switch_: {
+        if (t.state == span::none) enter(pid, e.task, t, span::running, "running", 0.0);  // running since the start
+        if (t.state == span::running) enter(pid, e.task, t, span::runnable, "runnable", ts);  // a yield
+        track& o = track_of(pid, e.other, e.other_name);
+        enter(pid, e.other, o, span::running, "running", ts);
+        break;
+      }
+      case type::block:
+        if (t.state == span::none) enter(pid, e.task, t, span::running, "running", 0.0);
+        enter(pid, e.task, t, span::blocked, "blocked: " + (e.reason ? describe_wait(*e.reason) : std::string("?")),
+              ts);
+        break;
+      case type::wake:
+        enter(pid, e.task, t, span::runnable, "runnable", ts);
+        if (e.wake == detail::wake_reason::timeout) {
+          instant(pid, e.task, "timeout", ts);
+        } else if (e.wake == detail::wake_reason::deadlock) {
+          instant(pid, e.task, "deadlock", ts);
+        } else {
+          const std::uint64_t f = next_flow++;
+          track_of(pid, e.other, e.other_name);
+          add(fmt::format(R"({{"ph":"s","id":{},"name":"wake","cat":"wake","pid":{},"tid":{},"ts":{:.3f}}})", f, pid,
+                          e.other, ts));
+          add(fmt::format(R"({{"ph":"f","bp":"e","id":{},"name":"wake","cat":"wake","pid":{},"tid":{},"ts":{:.3f}}})",
+                          f, pid, e.task, ts));
+        }
+        break;
+      case type::exit:
+        close(pid, e.task, t, ts);
+        t.state = span::done;
+        instant(pid, e.task, e.error ? "exit (exception)" : "exit", ts);
+        break;
+      case type::throw_:
+        instant(pid, e.task, "task_cancelled raised", ts);
+        break;
+      case type::cancel:
+        instant(pid, e.task, fmt::format("cancel requested by task #{}", e.other), ts);
+        break;
+    }
+  }
+
+  bool write() {
+    std::lock_guard lock(m);
+    const double ts = now_us();
+    for (auto& [key, t] : tracks) close(key.first, key.second, t, ts);
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    if (!f) {
+      std::fprintf(stderr, "gr: cannot write the trace to %s\n", path.c_str());
+      return false;
+    }
+    std::fprintf(f, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n%s\n]}\n", events.c_str());
+    const bool ok = std::fclose(f) == 0;
+    if (!ok) std::fprintf(stderr, "gr: cannot write the trace to %s\n", path.c_str());
+    return ok;
+  }
+};
+
+std::mutex g_writer_mutex;
+chrome_writer* g_writer = nullptr;  // guarded by g_writer_mutex; its events by its own mutex
+
+void chrome_hook(const trace_event& e, void* user) { static_cast<chrome_writer*>(user)->on_event(e); }
+
+}  // namespace
+
+void start_chrome_trace(const std::string& path) {
+  std::lock_guard lock(g_writer_mutex);
+  if (g_writer) throw error(fmt::format("gr::start_chrome_trace: already recording a trace to {}", g_writer->path));
+  g_writer = new chrome_writer();
+  g_writer->path = path;
+  set_trace_hook(&chrome_hook, g_writer);
+}
+
+bool stop_chrome_trace() {
+  std::lock_guard lock(g_writer_mutex);
+  if (!g_writer) return true;
+  set_trace_hook(nullptr);
+  const bool ok = g_writer->write();
+  delete g_writer;
+  g_writer = nullptr;
+  return ok;
+}
+
+namespace detail {
+
+void chrome_trace_from_env() noexcept {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* path = std::getenv("GR_TRACE");
+    if (!path || !*path) return;
+    try {
+      start_chrome_trace(path);
+      std::atexit([] { stop_chrome_trace(); });
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "gr: GR_TRACE: %s\n", e.what());
+    }
+  });
+}
+
+}  // namespace detail
+}  // namespace gr

@@ -1,0 +1,45 @@
+// The scheduler's debugging hooks: one global flag word, read on each switch, park and wake.
+// Private to sched/.
+//
+// g_debug is zero unless a trace hook is installed or a dump was requested by signal, so the hot
+// paths pay one relaxed load and an untaken branch. -DGR_NO_TRACE compiles the checks out.
+#pragma once
+
+#include <gr/sched/detail/task_ctl.hpp>
+#include <gr/sched/trace.hpp>
+
+#include <atomic>
+#include <exception>
+
+namespace gr::detail {
+
+struct sched_state;
+
+inline constexpr unsigned debug_trace = 1;  // a trace hook is installed
+inline constexpr unsigned debug_dump = 2;   // a signal asked for a dump at the next switch
+extern std::atomic<unsigned> g_debug;
+
+// debug_event: the slow path: print a requested dump (at a switch), call the trace hook.
+void debug_event(sched_state& s, trace_event::type what, const task_ctl* task, const task_ctl* other,
+                 const wait_reason* reason, wake_reason wake, const std::exception_ptr* error) noexcept;
+
+// register_scheduler / unregister_scheduler: the process-wide list debuggers read
+// (gr_debug_schedulers), so `gr tasks` works from memory alone, on a core file too.
+void register_scheduler(sched_state& s) noexcept;
+void unregister_scheduler(sched_state& s) noexcept;
+// chrome_trace_from_env: starts a Chrome trace when GR_TRACE names a file (once per process).
+void chrome_trace_from_env() noexcept;
+
+}  // namespace gr::detail
+
+#ifdef GR_NO_TRACE
+#define GR_DEBUG_EVENT(s, ...) \
+  do {                         \
+  } while (false)
+#else
+#define GR_DEBUG_EVENT(s, ...)                                                   \
+  do {                                                                           \
+    if (::gr::detail::g_debug.load(std::memory_order_relaxed)) [[unlikely]]      \
+      ::gr::detail::debug_event(s, __VA_ARGS__);                                 \
+  } while (false)
+#endif
