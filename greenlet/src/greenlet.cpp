@@ -181,7 +181,9 @@ greenlet::greenlet(function fn, greenlet* parent, std::size_t stack_size)
   stack_ = allocate_stack(stack_size);  // last: nothing after it can throw
 }
 
-greenlet::greenlet(function fn, greenlet* parent, stack user_memory) : greenlet(parent, user_memory, false) {
+// The greenlet owns the stack *descriptor* (release_stack() on it only forgets a user stack:
+// valgrind deregistration and the live count), never the memory, which stays the caller's.
+greenlet::greenlet(function fn, greenlet* parent, stack user_memory) : greenlet(parent, user_memory, true) {
   fn_ = checked(std::move(fn));
 }
 

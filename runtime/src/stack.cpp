@@ -7,6 +7,8 @@
 //     with valgrind, canary not yet written (allocate_stack writes it).
 //   - Slab slots are never unmapped; a slot is either carved out (owned by some thread's pool or a
 //     user) or on its slab class's free list.
+//   - Under ASan, memory leaving gr's hands (unmapped, back on a slab's free list, a user stack
+//     forgotten) carries no poison; a pooled stack may, and allocate_stack() clears it.
 #include <gr/runtime/detail/sanitizer.hpp>
 #include <gr/runtime/error.hpp>
 #include <gr/runtime/stack.hpp>
@@ -17,6 +19,7 @@
 #include <atomic>
 #include <cerrno>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <system_error>
@@ -178,6 +181,10 @@ void unmap_guarded(stack& s) noexcept {
 
 void give_back_to_os(stack& s) noexcept {
   deregister_valgrind(s);
+  // ASan keeps the redzones of frames that never returned (the first frames of a greenlet that
+  // finished) poisoned. Clear them before the range can be mapped again, by gr or anyone else:
+  // uninstrumented code (ASan's own runtime included) would trip over the stale shadow.
+  detail::san_reuse(s.base, s.size);
   if (s.origin == stack::kind::guarded)
     unmap_guarded(s);
   else
@@ -237,6 +244,11 @@ thread_pool& pool() {
 }  // namespace
 
 stack allocate_stack(std::size_t size) {
+  // No 64-bit kernel maps this much, and beyond it the page rounding and the slab arithmetic
+  // (slots * size) would wrap around and hand out a stack smaller than its size says.
+  constexpr std::size_t max_request = std::numeric_limits<std::size_t>::max() / 1024;  // 16 PiB
+  if (size > max_request) [[unlikely]]
+    throw_map_failure(ENOMEM, size, "map");
   size = round_to_pages(std::max(size == 0 ? default_stack_size : size, min_stack_size));
   thread_pool& tp = pool();
   thread_pool::size_class* c = tp.find(size);
@@ -260,6 +272,7 @@ void release_stack(stack s) noexcept {
   --tp.live;
   if (s.origin == stack::kind::user) {
     deregister_valgrind(s);
+    detail::san_reuse(s.base, s.size);  // the memory goes back to its owner without our poison
     return;
   }
   thread_pool::size_class* c = tp.find(s.size);

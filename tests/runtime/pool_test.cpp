@@ -1,0 +1,109 @@
+#include <doctest/doctest.h>
+
+#include <gr/runtime/stack.hpp>
+
+#include <thread>
+
+TEST_SUITE("runtime.pool") {
+  TEST_CASE("a released stack is reused by the next allocation of the same size") {
+    gr::stack a = gr::allocate_stack(64 * 1024);
+    void* base = a.base;
+    gr::release_stack(a);
+    gr::stack b = gr::allocate_stack(64 * 1024);
+    CHECK(b.base == base);
+    gr::release_stack(b);
+  }
+
+  TEST_CASE("the most recently released stack is handed out first") {
+    gr::stack a = gr::allocate_stack(64 * 1024);
+    gr::stack b = gr::allocate_stack(64 * 1024);
+    gr::release_stack(a);
+    gr::release_stack(b);
+    gr::stack c = gr::allocate_stack(64 * 1024);
+    gr::stack d = gr::allocate_stack(64 * 1024);
+    CHECK(c.base == b.base);
+    CHECK(d.base == a.base);
+    gr::release_stack(c);
+    gr::release_stack(d);
+  }
+
+  TEST_CASE("a pooled stack is reused only for the same rounded size") {
+    gr::trim_stack_pool();
+    gr::stack a = gr::allocate_stack(64 * 1024);
+    void* base = a.base;
+    gr::release_stack(a);
+    gr::stack other = gr::allocate_stack(128 * 1024);
+    CHECK(other.base != base);
+    gr::stack same = gr::allocate_stack(64 * 1024 - 100);  // rounds to the same 64 KiB
+    CHECK(same.base == base);
+    gr::release_stack(other);
+    gr::release_stack(same);
+  }
+
+  TEST_CASE("stack statistics count live and pooled stacks") {
+    gr::trim_stack_pool();
+    const auto start = gr::stack_statistics();
+    CHECK(start.pooled == 0);
+    gr::stack a = gr::allocate_stack(64 * 1024);
+    gr::stack b = gr::allocate_stack(64 * 1024);
+    CHECK(gr::stack_statistics().live == start.live + 2);
+    CHECK(gr::stack_statistics().guarded_live == start.guarded_live + 2);
+    gr::release_stack(a);
+    CHECK(gr::stack_statistics().live == start.live + 1);
+    CHECK(gr::stack_statistics().pooled == 1);
+    gr::release_stack(b);
+    CHECK(gr::stack_statistics().pooled == 2);
+    CHECK(gr::stack_statistics().guarded_live == start.guarded_live + 2);  // pooled ones still mapped
+    gr::trim_stack_pool();
+    CHECK(gr::stack_statistics().pooled == 0);
+    CHECK(gr::stack_statistics().guarded_live == start.guarded_live);
+  }
+
+  TEST_CASE("a reused unguarded stack gets its canary back") {
+    gr::trim_stack_pool();
+    const std::size_t old = gr::set_guard_budget(0);
+    gr::stack a = gr::allocate_stack(24 * 1024);
+    REQUIRE(a.has_canary());
+    *static_cast<unsigned char*>(a.base) = 0;  // broken while in use
+    gr::release_stack(a);
+    gr::stack b = gr::allocate_stack(24 * 1024);
+    CHECK(b.base == a.base);
+    CHECK(gr::detail::canary_intact(b));
+    gr::release_stack(b);
+    gr::set_guard_budget(old);
+    gr::trim_stack_pool();
+  }
+
+  TEST_CASE("a slab slot returned by a trim is reused by a later slab allocation") {
+    gr::trim_stack_pool();
+    const std::size_t old = gr::set_guard_budget(0);
+    gr::stack a = gr::allocate_stack(24 * 1024);
+    const std::size_t slots = gr::stack_statistics().unguarded_slots;
+    gr::release_stack(a);
+    gr::trim_stack_pool();
+    gr::stack b = gr::allocate_stack(24 * 1024);
+    CHECK(b.origin == gr::stack::kind::unguarded);
+    CHECK(gr::stack_statistics().unguarded_slots == slots);  // no new slab
+    gr::release_stack(b);
+    gr::set_guard_budget(old);
+    gr::trim_stack_pool();
+  }
+
+  TEST_CASE("each thread has its own pool") {
+    gr::trim_stack_pool();
+    gr::stack mine = gr::allocate_stack(64 * 1024);
+    gr::release_stack(mine);
+    void* theirs = nullptr;
+    long long their_live = -1;
+    std::thread([&] {
+      gr::stack s = gr::allocate_stack(64 * 1024);
+      theirs = s.base;
+      gr::release_stack(s);
+      their_live = gr::stack_statistics().live;
+    }).join();  // the thread's pool is unmapped when it exits
+    CHECK(theirs != mine.base);
+    CHECK(their_live == 0);
+    CHECK(gr::stack_statistics().pooled == 1);
+    gr::trim_stack_pool();
+  }
+}
