@@ -285,12 +285,14 @@ void release_stack(stack s) noexcept {
 
 stack user_stack(void* memory, std::size_t size) {
   if (!memory) throw error("gr::user_stack: the stack memory is null");
-  if (size < min_stack_size)
-    throw error(fmt::format("gr::user_stack: {} bytes at {} is smaller than the minimum stack of {} bytes", size,
-                            memory, min_stack_size));
-  // Align the usable range to 16 bytes at both ends, as the ABI wants of a stack.
+  // Align the usable range to 16 bytes at both ends, as the ABI wants of a stack; the minimum
+  // applies to what is left.
   auto lo = (reinterpret_cast<std::uintptr_t>(memory) + 15) & ~std::uintptr_t{15};
   auto hi = (reinterpret_cast<std::uintptr_t>(memory) + size) & ~std::uintptr_t{15};
+  if (size < min_stack_size || hi < lo || hi - lo < min_stack_size)
+    throw error(fmt::format("gr::user_stack: {} bytes at {} leave less than the minimum stack of {} bytes once "
+                            "aligned to 16",
+                            size, memory, min_stack_size));
   stack s;
   s.base = reinterpret_cast<void*>(lo);
   s.size = hi - lo;

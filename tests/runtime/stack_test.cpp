@@ -230,6 +230,15 @@ TEST_SUITE("runtime.stack") {
     CHECK(gr::stack_statistics().live == 0);
   }
 
+  TEST_CASE("user_stack applies the minimum size after aligning the memory to 16 bytes") {
+    alignas(16) static unsigned char buf[gr::min_stack_size + 32];
+    CHECK_THROWS_AS(gr::user_stack(buf + 1, gr::min_stack_size), gr::error);
+    gr::stack s = gr::user_stack(buf, gr::min_stack_size);
+    CHECK(s.size == gr::min_stack_size);
+    gr::release_stack(s);
+    CHECK(gr::stack_statistics().live == 0);
+  }
+
   TEST_CASE("releasing an empty stack does nothing") {
     const auto before = gr::stack_statistics();
     gr::release_stack(gr::stack{});
