@@ -55,8 +55,9 @@ public:
 
   // join: blocks the calling task until this one has finished, then rethrows the exception that
   // ended it, if any (a task ended by cancellation joins normally). Afterwards the handle is
-  // empty. Throws gr::error on an empty handle or when a task joins itself; gr::task_cancelled if
-  // the caller is cancelled meanwhile (the task runs on and can be joined again).
+  // empty. Throws gr::error on an empty handle, when a task joins itself, or when another task
+  // joined (or detached) the same handle while this one waited; gr::task_cancelled if the caller
+  // is cancelled meanwhile (the task runs on and can be joined again).
   void join();
   // join_until / join_for: join() with a deadline; false (and the handle still joinable) on
   // timeout.

@@ -1,0 +1,133 @@
+// Deadlock reports: when every task is blocked and nothing can wake one, the main task's blocking
+// call (or run()) throws gr::deadlock_error naming each blocked task, what it waits on and where it
+// was spawned.
+#include <doctest/doctest.h>
+
+#include "test_util.hpp"
+
+#include <gr/sched/condition_variable.hpp>
+#include <gr/sched/errors.hpp>
+#include <gr/sched/mutex.hpp>
+#include <gr/sched/scheduler.hpp>
+#include <gr/sched/semaphore.hpp>
+#include <gr/sched/task.hpp>
+#include <gr/sched/this_task.hpp>
+#include <gr/sched/wait_group.hpp>
+
+#include <algorithm>
+#include <mutex>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using gr_test::contains;
+
+namespace {
+
+// deadlock_text: runs `block` (in the main task) and returns the deadlock report it throws.
+template <class F>
+std::string deadlock_text(F&& block) {
+  try {
+    block();
+  } catch (const gr::deadlock_error& e) {
+    return e.what();
+  }
+  return "(no deadlock_error)";
+}
+
+std::string at_line(int line) { return "deadlock_test.cpp:" + std::to_string(line); }
+
+}  // namespace
+
+TEST_SUITE("sched.deadlock") {
+  TEST_CASE("a deadlock report lists every blocked task with what it waits on and where it was spawned") {
+    gr::mutex m{"ledger"};
+    gr::condition_variable cv{"ready"};
+    gr::semaphore sem{0, "slots"};
+    gr::wait_group wg{1, "workers"};
+    std::unique_lock<gr::mutex> held(m);
+    std::vector<gr::task> tasks;
+    tasks.push_back(gr::spawn([&] { m.lock(); }, {.name = "locker"})); const int l_locker = __LINE__;
+    tasks.push_back(gr::spawn([&] { sem.acquire(); }, {.name = "acquirer"})); const int l_acquirer = __LINE__;
+    tasks.push_back(gr::spawn([&] { wg.wait(); }, {.name = "grouper"})); const int l_grouper = __LINE__;
+    tasks.push_back(gr::spawn([&] { tasks[0].join(); }, {.name = "joiner"})); const int l_joiner = __LINE__;
+    gr::mutex m2{"m2"};
+    tasks.push_back(gr::spawn([&] { std::unique_lock l(m2); cv.wait(l); })); const int l_anon = __LINE__;
+    const std::uint64_t locker_id = tasks[0].id(), anon_id = tasks[4].id();
+
+    const std::string report = deadlock_text([] { gr::scheduler::current().run(); });
+    INFO(report);
+    CHECK(contains(report, "gr: deadlock: every task is blocked"));
+    CHECK(contains(report, "task #0 'main': blocked, waits to "));  // in run(); the wording may change
+    CHECK(contains(report.substr(0, report.find("'locker'")), "run"));
+    CHECK(contains(report, "'locker': blocked, waits to lock mutex 'ledger', spawned at "));
+    CHECK(contains(report, at_line(l_locker)));
+    CHECK(contains(report, "'acquirer': blocked, waits to acquire semaphore 'slots', spawned at "));
+    CHECK(contains(report, at_line(l_acquirer)));
+    CHECK(contains(report, "'grouper': blocked, waits to wait on wait_group 'workers', spawned at "));
+    CHECK(contains(report, at_line(l_grouper)));
+    CHECK(contains(report, "'joiner': blocked, waits to join task 'locker' (#" + std::to_string(locker_id) + ")"));
+    CHECK(contains(report, at_line(l_joiner)));
+    CHECK(contains(report, "task #" + std::to_string(anon_id) + ": blocked, waits to wait on condition_variable 'ready'"));
+    CHECK(contains(report, at_line(l_anon)));
+    // one line per blocked task, the main task included, after the heading
+    CHECK(std::count(report.begin(), report.end(), '\n') == 1 + 6);
+
+    // Clean up: every task can be cancelled out of its wait. The joiner first: one handle must not
+    // be joined by two tasks at once.
+    tasks[3].cancel();
+    tasks[3].join();
+    for (auto& t : tasks) t.cancel();
+    for (auto& t : tasks)
+      if (t.joinable()) t.join();
+    held.unlock();
+  }
+
+  TEST_CASE("a blocking call of the main task reports the deadlock") {
+    gr::mutex m{"m1"};
+    m.lock();
+    auto t = gr::spawn([&] { std::lock_guard g(m); }, {.name = "locker"});
+    std::string report;
+    SUBCASE("join") { report = deadlock_text([&] { t.join(); }); }
+    SUBCASE("sleep on a manual clock") {
+      gr_test::use_clock<gr::manual_clock> mc;
+      report = deadlock_text([] { gr::sleep_for(1s); });
+      CHECK(contains(report, "manual_clock moves only when the program advances it"));
+    }
+    SUBCASE("semaphore") {
+      gr::semaphore sem{0, "s"};
+      report = deadlock_text([&] { sem.acquire(); });
+      CHECK(contains(report, "task #0 'main': blocked, waits to acquire semaphore 's'"));
+    }
+    INFO(report);
+    CHECK(contains(report, "'locker': blocked, waits to lock mutex 'm1'"));
+    CHECK(t.joinable());
+    m.unlock();  // after a deadlock report the scheduler works on
+    t.join();
+  }
+
+  TEST_CASE("a task sleeping on a clock that can advance is no deadlock") {
+    gr_test::use_clock<gr::virtual_clock> vc;
+    gr::semaphore sem{0};
+    auto t = gr::spawn([&] {
+      gr::sleep_for(1h);
+      sem.release();
+    });
+    CHECK_NOTHROW(sem.acquire());
+    CHECK(vc.elapsed() == 1h);
+    t.join();
+  }
+
+  TEST_CASE("a timed wait on a manual clock lists its deadline") {
+    gr_test::use_clock<gr::manual_clock> mc;
+    gr::semaphore sem{0, "timed"};
+    auto t = gr::spawn([&] { (void)sem.try_acquire_for(1500ms); }, {.name = "patient"});
+    const std::string report = deadlock_text([] { gr::scheduler::current().run(); });
+    INFO(report);
+    CHECK(contains(report, "'patient': blocked, waits to acquire semaphore 'timed' (deadline in 1500.000 ms)"));
+    CHECK(contains(report, "cannot advance by itself"));
+    mc->advance(2s);
+    gr::scheduler::current().run();
+    t.join();
+  }
+}

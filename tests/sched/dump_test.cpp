@@ -1,0 +1,170 @@
+// gr::dump and gr::dump_on_signal: the task dump, and the report of a scheduler destroyed with
+// tasks alive, which prints the same lines.
+#include <doctest/doctest.h>
+
+#include "test_util.hpp"
+
+#include <gr/sched/dump.hpp>
+#include <gr/sched/mutex.hpp>
+#include <gr/sched/scheduler.hpp>
+#include <gr/sched/task.hpp>
+#include <gr/sched/this_task.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+using gr_test::contains;
+
+namespace {
+
+std::string dump_text() {
+  std::ostringstream os;
+  gr::dump(os);
+  return os.str();
+}
+
+// line_of: the dump's line for the task named `name` ("" if none).
+std::string line_of(const std::string& dump, const std::string& name) {
+  const auto at = dump.find("'" + name + "'");
+  if (at == std::string::npos) return {};
+  const auto begin = dump.rfind('\n', at) + 1;
+  return dump.substr(begin, dump.find('\n', at) - begin);
+}
+
+// deep_then_sleep: takes about `kib` KiB of stack, then sleeps at that depth.
+[[gnu::noinline]] void deep_then_sleep(int kib) {
+  volatile char pad[1024];
+  pad[0] = static_cast<char>(kib);
+  if (kib > 1)
+    deep_then_sleep(kib - 1);
+  else
+    gr::sleep_for(1s);
+  (void)pad[0];
+}
+
+}  // namespace
+
+TEST_SUITE("sched.dump") {
+  TEST_CASE("a dump prints every task with its state wait spawn site age switches and stack use") {
+    gr_test::use_clock<gr::virtual_clock> vc;
+    gr::mutex m{"vault"};
+    std::unique_lock held(m);
+    auto sleeper = gr::spawn([] { gr::sleep_for(5s); }, {.name = "sleeper"});
+    auto locker = gr::spawn([&] { std::lock_guard g(m); }, {.name = "locker"});
+    auto ready = gr::spawn([] {}, {.name = "ready"});
+    auto unnamed = gr::spawn([&] { sleeper.join(); });
+    gr::yield();  // sleeper, locker and unnamed block; ready finishes
+
+    const std::string d = dump_text();
+    INFO(d);
+    CHECK(contains(d, "gr: 5 task(s) on this thread's scheduler\n"));
+    CHECK(contains(d, "  task #0 'main': running, switches "));
+    const std::string s = line_of(d, "sleeper");
+    const auto id = [](const gr::task& t) { return "task #" + std::to_string(t.id()); };
+    CHECK(contains(s, id(sleeper) + " 'sleeper': blocked, waits to sleep (deadline in 5000.000 ms)"));
+    CHECK(contains(s, ", spawned at "));
+    CHECK(contains(s, "dump_test.cpp:"));
+    CHECK(contains(s, ", age 0.000 s, switches 1, stack "));
+    CHECK(contains(s, " KiB now, "));
+    CHECK(contains(s, " KiB peak of 256 KiB"));
+    CHECK(contains(line_of(d, "locker"), id(locker) + " 'locker': blocked, waits to lock mutex 'vault', spawned at"));
+    CHECK(contains(line_of(d, "ready"), id(ready) + " 'ready': done, spawned at"));
+    CHECK(contains(d, "  " + id(unnamed) + ": blocked, waits to join task 'sleeper' (#" + std::to_string(sleeper.id()) +
+                          "), spawned at"));
+
+    held.unlock();
+    locker.join();
+    ready.join();
+    unnamed.join();  // after the sleeper, which it joins
+  }
+
+  TEST_CASE("a dump measures the stack a blocked task uses now and at its deepest") {
+    gr_test::use_clock<gr::virtual_clock> vc;
+    auto deep = gr::spawn([] { deep_then_sleep(40); }, {.name = "deep"});
+    auto shallow = gr::spawn([] { gr::sleep_for(1s); }, {.name = "shallow"});
+    gr::yield();
+    for (const auto& t : gr::scheduler::current().snapshot()) {
+      if (t.name == "deep") {
+        CHECK(t.stack_used > 40 * 1024);
+        CHECK(t.stack_peak >= t.stack_used);
+        CHECK(t.stack_peak <= t.stack_size);
+      } else if (t.name == "shallow") {
+        CHECK(t.stack_used > 0);
+        CHECK(t.stack_used < 8 * 1024);
+      }
+    }
+    const std::string line = line_of(dump_text(), "deep");
+    INFO(line);
+    CHECK(contains(line, " KiB now, "));
+    deep.join();
+    shallow.join();
+  }
+
+  TEST_CASE("dump to a file descriptor writes the same text as dump to a stream") {
+    gr_test::use_clock<gr::virtual_clock> vc;
+    auto sleeper = gr::spawn([] { gr::sleep_for(1s); }, {.name = "fd sleeper"});
+    gr::yield();
+    std::FILE* f = std::tmpfile();
+    REQUIRE(f);
+    gr::dump(::fileno(f));
+    std::rewind(f);
+    std::string from_fd;
+    char buf[512];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) from_fd.append(buf, n);
+    std::fclose(f);
+    CHECK(from_fd == dump_text());
+    CHECK(contains(from_fd, "'fd sleeper': blocked, waits to sleep"));
+    sleeper.join();
+  }
+
+  TEST_CASE("after dump_on_signal the signal prints the dump on stderr at the next switch") {
+    gr::dump_on_signal(SIGUSR1);
+    std::string before, after, later;
+    {
+      gr_test::capture_stderr err;
+      auto a = gr::spawn([] { gr::yield(); }, {.name = "ping"});
+      auto b = gr::spawn([] { gr::yield(); }, {.name = "pong"});
+      std::raise(SIGUSR1);
+      before = err.text();  // the handler only sets a flag
+      gr::yield();          // switches: the first one prints
+      after = err.text();
+      a.join();
+      b.join();
+      later = err.text();
+    }
+    std::signal(SIGUSR1, SIG_DFL);
+    INFO(after);
+    CHECK(before.empty());
+    CHECK(contains(after, "gr: 3 task(s) on this thread's scheduler\n"));
+    CHECK(contains(after, "task #0 'main': "));
+    CHECK(contains(after, "'ping': "));
+    CHECK(contains(after, "'pong': "));
+    CHECK(later == after);  // once per signal
+  }
+
+  TEST_CASE("a scheduler destroyed with tasks alive reports them in the dump format") {
+    std::string report;
+    {
+      gr_test::capture_stderr err;
+      std::thread th([] {
+        gr::spawn([] { gr::sleep_for(1h); }, {.name = "napper"}).detach();
+        gr::yield();  // napper blocks; the thread ends with it asleep
+      });
+      th.join();
+      report = err.text();
+    }
+    INFO(report);
+    CHECK(contains(report, "gr: the scheduler is being destroyed with 1 unfinished task(s); unwinding them:\n"));
+    CHECK(contains(report, "task #1 'napper': blocked, waits to sleep (deadline in "));  // the thread's first task
+    CHECK(contains(report, "dump_test.cpp:"));
+    CHECK(contains(report, " KiB peak of 256 KiB"));
+  }
+}

@@ -1,0 +1,176 @@
+// Sleeping and the clocks: the timer heap's order, virtual and steady time, run_for.
+#include <doctest/doctest.h>
+
+#include "test_util.hpp"
+
+#include <gr/sched/scheduler.hpp>
+#include <gr/sched/task.hpp>
+#include <gr/sched/this_task.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using gr_test::at;
+
+TEST_SUITE("sched.sleep") {
+  TEST_CASE("sleeping tasks wake in deadline order under a virtual clock") {
+    gr_test::use_clock<gr::virtual_clock> vc;
+    std::string log;
+    std::vector<gr::time_point> woke;
+    std::vector<gr::task> tasks;
+    for (int s : {3, 1, 4, 2, 5})
+      tasks.push_back(gr::spawn([&, s] {
+        gr::sleep_for(std::chrono::seconds(s));
+        log += std::to_string(s);
+        woke.push_back(gr::now());
+      }));
+    gr::scheduler::current().run();
+    CHECK(log == "12345");
+    CHECK(woke == std::vector<gr::time_point>{at(1s), at(2s), at(3s), at(4s), at(5s)});
+    CHECK(vc.elapsed() == 5s);
+    for (auto& t : tasks) t.join();
+  }
+
+  TEST_CASE("equal deadlines wake in the order they were armed") {
+    gr_test::use_clock<gr::virtual_clock> vc;
+    std::string log;
+    for (char c : std::string("abcdef"))
+      gr::spawn([&, c] {
+        gr::sleep_until(at(1s));
+        log += c;
+      }).detach();
+    gr::scheduler::current().run();
+    CHECK(log == "abcdef");
+  }
+
+  TEST_CASE("a sleep never wakes before its deadline") {
+    gr_test::use_clock<gr::virtual_clock> vc;
+    std::vector<gr::duration> late;
+    for (int i = 0; i < 50; ++i)
+      gr::spawn([&, i] {
+        const auto d = std::chrono::milliseconds((i * 37) % 101);
+        for (int k = 0; k < 3; ++k) {
+          const gr::time_point deadline = gr::now() + d;
+          gr::sleep_until(deadline);
+          late.push_back(gr::now() - deadline);
+        }
+      }).detach();
+    gr::scheduler::current().run();
+    REQUIRE(late.size() == 150);
+    for (auto l : late) CHECK(l == gr::duration::zero());  // virtual time lands exactly on it
+  }
+
+  TEST_CASE("a sleep until a passed deadline returns without switching") {
+    gr_test::use_clock<gr::virtual_clock> vc;
+    vc->advance(10s);
+    std::string log;
+    auto a = gr::spawn([&] {
+      log += 'a';
+      gr::sleep_until(at(5s));
+      gr::sleep_for(0s);
+      gr::sleep_for(-1s);
+      log += 'a';
+    });
+    auto b = gr::spawn([&] { log += 'b'; });
+    a.join();
+    b.join();
+    CHECK(log == "aab");
+    CHECK(vc.elapsed() == 10s);
+  }
+
+  TEST_CASE("virtual time moves only when nothing is runnable") {
+    gr_test::use_clock<gr::virtual_clock> vc;
+    std::string log;
+    auto sleeper = gr::spawn([&] {
+      gr::sleep_for(1ms);
+      log += 's';
+    });
+    auto busy = gr::spawn([&] {
+      for (int i = 0; i < 200; ++i) {
+        log += 'y';
+        gr::yield();
+      }
+      CHECK(gr::now() == at(0s));
+    });
+    sleeper.join();
+    busy.join();
+    CHECK(log == std::string(200, 'y') + 's');
+  }
+
+  TEST_CASE("the main task sleeps on the scheduler's clock") {
+    gr_test::use_clock<gr::virtual_clock> vc;
+    gr::sleep_for(90min);
+    CHECK(vc.elapsed() == 90min);
+    gr::sleep_until(at(2h));
+    CHECK(gr::now() == at(2h));
+    CHECK(gr::scheduler::current().now() == at(2h));
+  }
+
+  TEST_CASE("a sleep on the steady clock takes real time") {
+    const auto start = std::chrono::steady_clock::now();
+    auto t = gr::spawn([] { gr::sleep_for(20ms); });
+    gr::sleep_for(5ms);
+    const auto mid = std::chrono::steady_clock::now();
+    t.join();
+    const auto end = std::chrono::steady_clock::now();
+    CHECK(mid - start >= 5ms);
+    CHECK(end - start >= 20ms);
+    CHECK(end - start < 2s);
+  }
+
+  TEST_CASE("timers fire while other tasks keep yielding") {
+    // Steady clock: a yield loop must not starve a due timer (yield checks timers now and then).
+    bool woke = false;
+    auto sleeper = gr::spawn([&] {
+      gr::sleep_for(2ms);
+      woke = true;
+    });
+    long spins = 0;
+    auto spinner = gr::spawn([&] {
+      while (!woke) {
+        ++spins;
+        gr::yield();
+      }
+    });
+    spinner.join();
+    sleeper.join();
+    CHECK(woke);
+    CHECK(spins > 0);
+  }
+
+  TEST_CASE("run_for runs until its budget is spent") {
+    gr_test::use_clock<gr::virtual_clock> vc;
+    std::string log;
+    for (int s : {1, 2, 3, 10})
+      gr::spawn([&, s] {
+        gr::sleep_for(std::chrono::seconds(s));
+        log += std::to_string(s) + ' ';
+      }).detach();
+    auto& sched = gr::scheduler::current();
+    CHECK(sched.run_for(5s));  // tasks remain
+    CHECK(log == "1 2 3 ");
+    CHECK(vc.elapsed() == 3s);  // the next deadline is past the budget: the clock is not moved there
+    CHECK(sched.task_count() == 1);
+    CHECK(!sched.run_for(1h));
+    CHECK(log == "1 2 3 10 ");
+    CHECK(vc.elapsed() == 10s);
+  }
+
+  TEST_CASE("run_for on a manual clock returns when only timers remain") {
+    gr_test::use_clock<gr::manual_clock> mc;
+    bool woke = false;
+    gr::spawn([&] {
+      gr::sleep_for(1s);
+      woke = true;
+    }).detach();
+    auto& sched = gr::scheduler::current();
+    CHECK(sched.run_for(10s));  // the manual clock cannot get there by itself
+    CHECK(!woke);
+    CHECK(mc.elapsed() == 0s);
+    mc->advance(1s);
+    CHECK(!sched.run_for(0s));
+    CHECK(woke);
+  }
+}
