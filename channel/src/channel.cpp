@@ -55,7 +55,9 @@ void chan_core::close_core() {
   }
 }
 
-channel_status chan_core::park_on(wait_queue& q, chan_node& me, const char* verb, time_point deadline) {
+channel_status chan_core::park_on(wait_queue& q, task_ctl* self, void* value, const char* verb, time_point deadline) {
+  chan_node me{self};
+  me.value = value;
   q.push_back(me);
   const wait_reason why{verb, "channel", this, &name_};
   const wake_reason r = deadline == time_point::max() ? park(why) : park_until(why, deadline);
@@ -114,25 +116,13 @@ std::string describe_select(const void* p) {
   return out;
 }
 
-constexpr std::size_t npos = static_cast<std::size_t>(-1);
-
 }  // namespace
 
 std::size_t select_run(case_ref* cases, std::size_t n, std::uint32_t* order, chan_node* nodes,
-                       const select_options& opts) {
-  check_cancelled();
-  std::size_t deflt = npos, timeout = npos;
-  for (std::size_t i = 0; i < n; ++i) {
-    const case_kind k = cases[i].ops->kind;
-    if (k == case_kind::default_) {
-      if (deflt != npos) throw error("gr::select: more than one default_case");
-      deflt = i;
-    } else if (k == case_kind::timeout) {
-      if (timeout != npos) throw error("gr::select: more than one timeout_case / deadline_case");
-      timeout = i;
-    }
-    order[i] = static_cast<std::uint32_t>(i);
-  }
+                       const select_options& opts, select_shape shape) {
+  task_ctl* const self = enter_blocking_call();
+  if (shape.defaults > 1) throw error("gr::select: more than one default_case");
+  if (shape.timeouts > 1) throw error("gr::select: more than one timeout_case / deadline_case");
 
   // Pass 1: complete a ready case, if any (uniformly at random among the ready ones).
   if (!opts.ordered) shuffle(order, n);
@@ -143,16 +133,16 @@ std::size_t select_run(case_ref* cases, std::size_t n, std::uint32_t* order, cha
       return order[k];
     }
   }
-  if (deflt != npos) {
+  const std::size_t deflt = shape.deflt, timeout = shape.timeout;
+  if (deflt != n) {
     cases[deflt].ops->fire(cases[deflt].obj, nullptr);
     return deflt;
   }
-  const time_point deadline = timeout != npos ? cases[timeout].ops->deadline(cases[timeout].obj) : time_point::max();
+  const time_point deadline = timeout != n ? cases[timeout].ops->deadline(cases[timeout].obj) : time_point::max();
 
-  // Pass 2: wait on every channel at once.
+  // Pass 2: wait on every channel at once. The registration order is pass 1's random order,
+  // which is as good as a fresh one: pass 1 found nothing, so nothing depends on it yet.
   select_state st;
-  task_ctl* self = current_task();
-  if (!opts.ordered) shuffle(order, n);
   for (std::size_t k = 0; k < n; ++k) {
     const std::size_t i = order[k];
     if (cases[i].ops->kind > case_kind::send) continue;
@@ -164,9 +154,12 @@ std::size_t select_run(case_ref* cases, std::size_t n, std::uint32_t* order, cha
   }
   const select_desc desc{cases, n, &opts.name};
   const wait_reason why{"select", nullptr, &desc, nullptr, &describe_select};
-  const wake_reason r = timeout != npos ? park_until(why, deadline) : park(why);
+  const wake_reason r = timeout != n ? park_until(why, deadline) : park(why);
+  // Unlink through each node's own queue pointer, never through its channel: once the select
+  // has fired, a channel of another case may already be gone (its owner saw the select complete
+  // and destroyed it; the destructor dropped our stale node from its queue).
   for (std::size_t i = 0; i < n; ++i)
-    if (cases[i].ops->kind <= case_kind::send) cases[i].ops->channel(cases[i].obj)->dequeue(nodes[i]);
+    if (nodes[i].queue) nodes[i].queue->remove(nodes[i]);
 
   if (st.fired) {  // a case completed, even if a timeout or cancel came at the same time
     const std::size_t i = st.index;
@@ -174,7 +167,7 @@ std::size_t select_run(case_ref* cases, std::size_t n, std::uint32_t* order, cha
     return i;
   }
   raise_if_interrupted(r);
-  GR_ASSERT(r == wake_reason::timeout && timeout != npos, "select woke with no case fired and no timeout");
+  GR_ASSERT(r == wake_reason::timeout && timeout != n, "select woke with no case fired and no timeout");
   cases[timeout].ops->fire(cases[timeout].obj, nullptr);
   return timeout;
 }

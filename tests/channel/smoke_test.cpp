@@ -1,6 +1,10 @@
 #include <doctest/doctest.h>
 
-#include <gr/gr.hpp>
+#include <gr/channel/channel.hpp>
+#include <gr/channel/select.hpp>
+#include <gr/sched/scheduler.hpp>
+#include <gr/sched/task.hpp>
+#include <gr/sched/this_task.hpp>
 
 #include <memory>
 #include <string>

@@ -67,9 +67,19 @@ struct case_ref {
   const case_ops* ops;
 };
 
-// select_run: the algorithm, shared by every select (see select.hpp's comment).
+// select_shape: the kinds of a select's cases, known at compile time: where its default and
+// timeout cases are (n: none) and how many of each there are (more than one is an error).
+struct select_shape {
+  std::uint32_t deflt;
+  std::uint32_t timeout;
+  std::uint32_t defaults = 0;
+  std::uint32_t timeouts = 0;
+};
+
+// select_run: the algorithm, shared by every select (see select.hpp's comment). `order` comes in
+// as 0, 1, ..., n - 1.
 std::size_t select_run(case_ref* cases, std::size_t n, std::uint32_t* order, chan_node* nodes,
-                       const select_options& opts);
+                       const select_options& opts, select_shape shape);
 
 template <class F, class... Args>
 void call_handler(F& f, Args&&... args) {
@@ -112,7 +122,7 @@ struct recv_case_t {
 };
 
 // send_case: send `value` on `ch`; `handler()` runs if it fires. An rvalue is moved from only if
-// this case fires; an lvalue is copied then.
+// this case fires; an lvalue is copied into the case when the case is made.
 template <class T, class F = detail::no_handler>
 struct send_case_t {
   channel<T>* ch;
@@ -206,6 +216,28 @@ void bind_case(C& c) {
     if (c.copy) c.value = &*c.copy;
   }
 }
+
+template <class... Cases>
+constexpr select_shape shape_of() {
+  constexpr std::uint32_t n = sizeof...(Cases);
+  const case_kind kinds[] = {std::remove_cvref_t<Cases>::ops.kind..., case_kind::recv};
+  select_shape s{n, n};
+  for (std::uint32_t i = 0; i < n; ++i) {
+    if (kinds[i] == case_kind::default_) {
+      if (s.defaults++ == 0) s.deflt = i;
+    } else if (kinds[i] == case_kind::timeout) {
+      if (s.timeouts++ == 0) s.timeout = i;
+    }
+  }
+  return s;
+}
+
+template <std::size_t N>
+constexpr std::array<std::uint32_t, N> identity_order() {
+  std::array<std::uint32_t, N> a{};
+  for (std::size_t i = 0; i < N; ++i) a[i] = static_cast<std::uint32_t>(i);
+  return a;
+}
 }  // namespace detail
 
 // select: see the top of this file. Returns the index of the case that completed.
@@ -214,9 +246,10 @@ std::size_t select(const select_options& opts, Cases&&... cases) {
   constexpr std::size_t n = sizeof...(Cases);
   (detail::bind_case(cases), ...);
   std::array<detail::case_ref, n == 0 ? 1 : n> refs{detail::case_ref{&cases, &std::remove_cvref_t<Cases>::ops}...};
-  std::array<std::uint32_t, n == 0 ? 1 : n> order;
+  std::array<std::uint32_t, n == 0 ? 1 : n> order = detail::identity_order<n == 0 ? 1 : n>();
   std::array<detail::chan_node, n == 0 ? 1 : n> nodes;
-  return detail::select_run(refs.data(), n, order.data(), nodes.data(), opts);
+  constexpr detail::select_shape shape = detail::shape_of<Cases...>();
+  return detail::select_run(refs.data(), n, order.data(), nodes.data(), opts, shape);
 }
 
 template <class First, class... Cases>

@@ -34,6 +34,18 @@ struct select_state {
   std::uint32_t index = 0;
 };
 
+// enter_blocking_call: the calling task, after raising gr::task_cancelled if it was cancelled.
+// Every blocking channel call and select starts here, so cancellation is sticky even for calls
+// that need not wait. It asks the scheduler once (current_task) instead of twice (check_cancelled,
+// then current_task) on the hot path; a thread that is shutting down is caught by park(), should
+// the call have to wait.
+inline task_ctl* enter_blocking_call() {
+  task_ctl* self = current_task();
+  if (self->cancel_requested) [[unlikely]]
+    check_cancelled();
+  return self;
+}
+
 class chan_core {
 public:
   chan_core(std::size_t capacity, std::string name) : cap_(capacity), name_(std::move(name)) {}
@@ -52,10 +64,6 @@ public:
   bool has_sender() noexcept { return live_front(sendq_) != nullptr; }
   void enqueue_recv(chan_node& n) noexcept { recvq_.push_back(n); }
   void enqueue_send(chan_node& n) noexcept { sendq_.push_back(n); }
-  void dequeue(chan_node& n) noexcept {
-    recvq_.remove(n);
-    sendq_.remove(n);
-  }
   [[noreturn]] void throw_send_closed() const { throw_closed("send"); }
 
 protected:
@@ -89,9 +97,10 @@ protected:
   [[noreturn]] void throw_closed(const char* op) const;
   // close_waiters: marks the channel closed and completes every waiter with `closed`.
   void close_core();
-  // park_on: parks the current task in `q` (send or recv) until completed, the deadline, a cancel
-  // or a deadlock. Returns ok / closed (completed) or timeout; throws on cancel / deadlock.
-  channel_status park_on(wait_queue& q, chan_node& me, const char* verb, time_point deadline);
+  // park_on: parks the current task `self` in `q` (send or recv) until completed, the deadline,
+  // a cancel or a deadlock, with its wait node (on this frame) pointing at `value`. Returns ok /
+  // closed (completed) or timeout; throws on cancel / deadlock.
+  channel_status park_on(wait_queue& q, task_ctl* self, void* value, const char* verb, time_point deadline);
 
   wait_queue recvq_;  // receivers waiting: only while the buffer is empty
   wait_queue sendq_;  // senders waiting: only while the buffer is full (cap 0: always "full")

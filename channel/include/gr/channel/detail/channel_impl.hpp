@@ -67,24 +67,22 @@ channel_status channel<T>::take(std::optional<T>& out) {
   return closed_ ? channel_status::closed : channel_status::would_block;
 }
 
+// send_wait / recv_wait: the fast path (the operation completes at once) stays small; the wait
+// node and the park live in separate functions that only a blocking call reaches.
 template <class T>
 channel_status channel<T>::send_wait(T& v, time_point deadline) {
-  detail::check_cancelled();
+  detail::task_ctl* self = detail::enter_blocking_call();
   const channel_status s = offer(v);
   if (s != channel_status::would_block) return s;
-  detail::chan_node me{detail::current_task()};
-  me.value = &v;
-  return park_on(sendq_, me, "send on", deadline);
+  return park_on(sendq_, self, &v, "send on", deadline);
 }
 
 template <class T>
 channel_status channel<T>::recv_wait(std::optional<T>& out, time_point deadline) {
-  detail::check_cancelled();
+  detail::task_ctl* self = detail::enter_blocking_call();
   const channel_status s = take(out);
   if (s != channel_status::would_block) return s;
-  detail::chan_node me{detail::current_task()};
-  me.value = &out;
-  return park_on(recvq_, me, "recv on", deadline);
+  return park_on(recvq_, self, &out, "recv on", deadline);
 }
 
 template <class T>

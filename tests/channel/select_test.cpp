@@ -1,0 +1,481 @@
+// select: which case completes, fairness, default and timeout cases, closed channels, the same
+// channel in several cases, and that no registration outlives the select.
+#include "test_util.hpp"
+
+#include <doctest/doctest.h>
+
+#include <gr/channel/channel.hpp>
+#include <gr/channel/select.hpp>
+#include <gr/sched/task.hpp>
+#include <gr/sched/this_task.hpp>
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <vector>
+
+using gr::channel_status;
+using namespace gr_test;
+
+TEST_SUITE("channel.select") {
+  TEST_CASE_TEMPLATE("select completes a ready recv case and runs only its handler", C, GR_TEST_CAPACITIES) {
+    gr::channel<int> a(C::value), b(C::value);
+    auto sender = gr::spawn([&] { b.send(7); });
+    gr::yield();  // buffered, or the sender waits
+    std::optional<int> got;
+    bool other = false;
+    const std::size_t i = gr::select(gr::recv_case(a, [&](std::optional<int>) { other = true; }),
+                                     gr::recv_case(b, [&](std::optional<int> v) { got = v; }));
+    CHECK(i == 1);
+    CHECK(got == 7);
+    CHECK_FALSE(other);
+    sender.join();
+    check_no_stale_receiver(a);
+  }
+
+  TEST_CASE_TEMPLATE("select completes a ready send case", C, GR_TEST_CAPACITIES) {
+    gr::channel<int> a(C::value), b(C::value);
+    fill(a, C::value);  // a is full: not ready
+    std::optional<int> got;
+    auto receiver = gr::spawn([&] { got = b.recv(); });
+    gr::yield();  // b has room, or a receiver waits
+    bool fired = false;
+    const std::size_t i = gr::select(gr::send_case(a, 1), gr::send_case(b, 2, [&] { fired = true; }));
+    CHECK(i == 1);
+    CHECK(fired);
+    receiver.join();
+    CHECK(got == 2);
+    check_no_stale_sender(a, 0, static_cast<int>(C::value));
+  }
+
+  TEST_CASE_TEMPLATE("a parked select is completed by the first counterpart to arrive", C, GR_TEST_CAPACITIES) {
+    gr::channel<int> a(C::value), b(C::value), c(C::value);
+    fill(c, C::value);  // c is full: a send case on it waits
+    auto sender = gr::spawn([&] { b.send(42); });
+    std::optional<int> got;
+    // The select runs first (the sender is only queued), finds nothing ready and parks.
+    const std::size_t i = gr::select(gr::recv_case(a), gr::recv_case(b, [&](std::optional<int> v) { got = v; }),
+                                     gr::send_case(c, 9));
+    CHECK(i == 1);
+    CHECK(got == 42);
+    sender.join();
+    check_no_stale_receiver(a);
+    check_no_stale_sender(c, 0, static_cast<int>(C::value));
+  }
+
+  TEST_CASE_TEMPLATE("a parked send case is completed by a receiver", C, GR_TEST_CAPACITIES) {
+    constexpr int n = static_cast<int>(C::value);
+    gr::channel<int> a(C::value), b(C::value);
+    fill(a, C::value, 0);
+    fill(b, C::value, 10);
+    std::vector<int> got;
+    auto receiver = gr::spawn([&] {
+      for (int k = 0; k <= n; ++k) got.push_back(*b.recv());
+    });
+    const std::size_t i = gr::select(gr::send_case(a, 100), gr::send_case(b, 200));
+    CHECK(i == 1);
+    receiver.join();
+    std::vector<int> expected;
+    for (int k = 0; k < n; ++k) expected.push_back(10 + k);
+    expected.push_back(200);
+    CHECK(got == expected);
+    check_no_stale_sender(a, 0, n);  // 100 never went in
+    check_no_stale_sender(b, 0, 0);
+  }
+
+  TEST_CASE_TEMPLATE("select picks uniformly at random among ready recv cases", C, GR_TEST_CAPACITIES) {
+    std::array<gr::channel<int>, 4> chans{gr::channel<int>(C::value), gr::channel<int>(C::value),
+                                          gr::channel<int>(C::value), gr::channel<int>(C::value)};
+    std::vector<gr::task> feeders;
+    for (int k = 0; k < 4; ++k)
+      feeders.push_back(gr::spawn([&, k] {
+        try {
+          for (;;) chans[k].send(k);
+        } catch (const gr::channel_closed&) {
+        }
+      }));
+    std::vector<int> counts(4, 0);
+    for (int trial = 0; trial < 8000; ++trial) {
+      gr::yield();  // the feeders refill: every case is ready again
+      const std::size_t i = gr::select(gr::recv_case(chans[0]), gr::recv_case(chans[1]), gr::recv_case(chans[2]),
+                                       gr::recv_case(chans[3]));
+      ++counts[i];
+    }
+    for (auto& c : chans) c.close();
+    for (auto& t : feeders) t.join();
+    INFO("counts " << counts[0] << " " << counts[1] << " " << counts[2] << " " << counts[3]);
+    CHECK(chi_square(counts) < 40);
+    for (int c : counts) CHECK((c > 1600 && c < 2400));
+  }
+
+  TEST_CASE_TEMPLATE("select picks uniformly at random among ready send cases", C, GR_TEST_CAPACITIES) {
+    std::array<gr::channel<int>, 3> chans{gr::channel<int>(C::value), gr::channel<int>(C::value),
+                                          gr::channel<int>(C::value)};
+    std::vector<gr::task> drains;
+    std::vector<int> received(3, 0);
+    for (int k = 0; k < 3; ++k)
+      drains.push_back(gr::spawn([&, k] {
+        for (int v : chans[k]) received[k] += v;
+      }));
+    std::vector<int> counts(3, 0);
+    for (int trial = 0; trial < 6000; ++trial) {
+      gr::yield();  // the receivers empty the buffers and wait again: every case is ready
+      ++counts[gr::select(gr::send_case(chans[0], 1), gr::send_case(chans[1], 1), gr::send_case(chans[2], 1))];
+    }
+    for (auto& c : chans) c.close();
+    for (auto& t : drains) t.join();
+    CHECK(received == counts);
+    INFO("counts " << counts[0] << " " << counts[1] << " " << counts[2]);
+    CHECK(chi_square(counts) < 40);
+    for (int c : counts) CHECK((c > 1700 && c < 2300));
+  }
+
+  TEST_CASE("a parked select registers in random order so a later counterpart completes each case equally") {
+    // Both cases wait on the same channel: the sender completes whichever registered first.
+    gr::channel<int> c;
+    constexpr int trials = 4000;
+    auto sender = gr::spawn([&] {
+      for (int i = 0; i < trials; ++i) {
+        gr::yield();  // let the main task park in its select first
+        c.send(i);
+      }
+    });
+    std::vector<int> counts(2, 0);
+    for (int i = 0; i < trials; ++i) ++counts[gr::select(gr::recv_case(c), gr::recv_case(c))];
+    sender.join();
+    INFO("counts " << counts[0] << " " << counts[1]);
+    CHECK(chi_square(counts) < 40);
+    for (int n : counts) CHECK((n > 1600 && n < 2400));
+  }
+
+  TEST_CASE_TEMPLATE("an ordered select takes the first ready case in argument order", C, GR_TEST_CAPACITIES) {
+    gr::channel<int> a(C::value), b(C::value), idle(C::value);
+    std::vector<gr::task> feeders;
+    for (auto* ch : {&a, &b})
+      feeders.push_back(gr::spawn([ch] {
+        try {
+          for (;;) ch->send(1);
+        } catch (const gr::channel_closed&) {
+        }
+      }));
+    const gr::select_options ordered{.ordered = true};
+    for (int trial = 0; trial < 200; ++trial) {
+      gr::yield();  // both a and b are ready again
+      CHECK(gr::select(ordered, gr::recv_case(idle), gr::recv_case(b), gr::recv_case(a)) == 1);
+      gr::yield();
+      CHECK(gr::select(ordered, gr::recv_case(a), gr::recv_case(b)) == 0);
+    }
+    a.close();
+    b.close();
+    for (auto& t : feeders) t.join();
+    check_no_stale_receiver(idle);
+  }
+
+  TEST_CASE_TEMPLATE("the default case fires only when no other case is ready", C, GR_TEST_CAPACITIES) {
+    gr::channel<int> a(C::value), b(C::value);
+    fill(b, C::value);  // b is full: a send case on it waits
+    int defaults = 0;
+    CHECK(gr::select(gr::recv_case(a), gr::send_case(b, 1), gr::default_case([&] { ++defaults; })) == 2);
+    CHECK(defaults == 1);
+    check_no_stale_receiver(a);
+    check_no_stale_sender(b, 0, static_cast<int>(C::value));
+    CHECK(gr::select(gr::default_case()) == 0);  // a default alone fires at once
+
+    auto sender = gr::spawn([&] { a.send(5); });
+    gr::yield();
+    std::optional<int> got;
+    CHECK(gr::select(gr::default_case([&] { ++defaults; }), gr::recv_case(a, [&](std::optional<int> v) { got = v; })) ==
+          1);
+    CHECK(got == 5);
+    CHECK(defaults == 1);
+    sender.join();
+  }
+
+  TEST_CASE_TEMPLATE("the timeout case fires when its time passes before any other case", C, GR_TEST_CAPACITIES) {
+    use_clock<gr::virtual_clock> vc;
+    gr::channel<int> a(C::value), b(C::value);
+    fill(b, C::value);
+    bool timed_out = false;
+    CHECK(gr::select(gr::recv_case(a), gr::send_case(b, 1), gr::timeout_case(10ms, [&] { timed_out = true; })) == 2);
+    CHECK(timed_out);
+    CHECK(vc.elapsed() == 10ms);
+    check_no_stale_receiver(a);
+    check_no_stale_sender(b, 0, static_cast<int>(C::value));
+
+    // deadline_case: an absolute time; a timeout alone is a sleep.
+    CHECK(gr::select(gr::recv_case(a), gr::deadline_case(gr::time_point{} + 25ms)) == 1);
+    CHECK(vc.elapsed() == 25ms);
+    CHECK(gr::select(gr::timeout_case(5ms)) == 0);
+    CHECK(vc.elapsed() == 30ms);
+  }
+
+  TEST_CASE_TEMPLATE("a case completed before the deadline wins over the timeout", C, GR_TEST_CAPACITIES) {
+    use_clock<gr::virtual_clock> vc;
+    gr::channel<int> a(C::value), b(C::value);
+    auto sender = gr::spawn([&] {
+      gr::sleep_for(4ms);
+      b.send(3);
+    });
+    std::optional<int> got;
+    CHECK(gr::select(gr::recv_case(a), gr::recv_case(b, [&](std::optional<int> v) { got = v; }),
+                     gr::timeout_case(10ms)) == 1);
+    CHECK(got == 3);
+    CHECK(vc.elapsed() == 4ms);
+    sender.join();
+    // Nothing was left armed: the main task now sleeps its whole 20ms undisturbed.
+    gr::sleep_for(20ms);
+    CHECK(vc.elapsed() == 24ms);
+    check_no_stale_receiver(a);
+    check_no_stale_receiver(b);
+  }
+
+  TEST_CASE_TEMPLATE("a deadline already past fires at once unless a case is ready", C, GR_TEST_CAPACITIES) {
+    use_clock<gr::virtual_clock> vc;
+    vc->advance(1s);
+    gr::channel<int> a(C::value);
+    CHECK(gr::select(gr::recv_case(a), gr::deadline_case(gr::time_point{})) == 1);
+    CHECK(gr::select(gr::recv_case(a), gr::timeout_case(0ms)) == 1);
+    CHECK(vc.elapsed() == 1s);
+    auto sender = gr::spawn([&] { a.send(1); });
+    gr::yield();
+    CHECK(gr::select(gr::deadline_case(gr::time_point{}), gr::recv_case(a)) == 1);
+    sender.join();
+    // A default case wins over a timeout: it does not wait at all.
+    CHECK(gr::select(gr::recv_case(a), gr::timeout_case(5ms), gr::default_case()) == 2);
+    CHECK(vc.elapsed() == 1s);
+    check_no_stale_receiver(a);
+  }
+
+  TEST_CASE("more than one default or timeout case is an error") {
+    gr::channel<int> a;
+    CHECK_THROWS_AS(gr::select(gr::recv_case(a), gr::default_case(), gr::default_case()), gr::error);
+    CHECK_THROWS_AS(gr::select(gr::recv_case(a), gr::timeout_case(1ms), gr::timeout_case(2ms)), gr::error);
+    check_no_stale_receiver(a);
+  }
+
+  TEST_CASE_TEMPLATE("a closed channel is ready for recv and its case gets what is left then nullopt", C,
+                     GR_TEST_CAPACITIES) {
+    constexpr int n = static_cast<int>(C::value);
+    gr::channel<int> a(C::value), idle(C::value);
+    fill(a, C::value);
+    a.close();
+    for (int k = 0; k <= n; ++k) {
+      std::optional<int> got = -100;
+      CHECK(gr::select(gr::recv_case(idle), gr::recv_case(a, [&](std::optional<int> v) { got = v; })) == 1);
+      CHECK(got == (k < n ? std::optional<int>(k) : std::nullopt));
+    }
+    check_no_stale_receiver(idle);
+  }
+
+  TEST_CASE_TEMPLATE("a parked select wakes with nullopt when its recv channel closes", C, GR_TEST_CAPACITIES) {
+    gr::channel<int> a(C::value), b(C::value);
+    std::size_t fired = 99;
+    std::optional<int> got = -1;
+    auto selector = gr::spawn([&] {
+      fired = gr::select(gr::recv_case(a, [&](std::optional<int> v) { got = v; }), gr::recv_case(b));
+    });
+    gr::yield();  // parks
+    a.close();
+    selector.join();
+    CHECK(fired == 0);
+    CHECK(got == std::nullopt);
+    check_no_stale_receiver(b);
+  }
+
+  TEST_CASE_TEMPLATE("a send case on a closed channel throws channel_closed", C, GR_TEST_CAPACITIES) {
+    gr::channel<int> a(C::value, "shut"), b(C::value);
+    a.close();
+    try {
+      gr::select(gr::send_case(a, 1), gr::recv_case(b));
+      FAIL("select returned");
+    } catch (const gr::channel_closed& e) {
+      CHECK(contains(e.what(), "channel 'shut'"));
+    }
+    check_no_stale_receiver(b);
+  }
+
+  TEST_CASE_TEMPLATE("a parked select throws channel_closed when its send channel closes", C, GR_TEST_CAPACITIES) {
+    gr::channel<int> a(C::value, "closing"), b(C::value);
+    fill(a, C::value);
+    int outcome = 0;
+    auto selector = gr::spawn([&] {
+      try {
+        gr::select(gr::send_case(a, 100), gr::recv_case(b));
+        outcome = -1;
+      } catch (const gr::channel_closed& e) {
+        outcome = contains(e.what(), "channel 'closing'") ? 1 : -2;
+      }
+    });
+    gr::yield();  // parks: a is full, b is empty
+    a.close();
+    selector.join();
+    CHECK(outcome == 1);
+    check_no_stale_receiver(b);
+    for (int k = 0; k < static_cast<int>(C::value); ++k) CHECK(a.recv() == k);  // 100 never went in
+    CHECK(a.recv() == std::nullopt);
+  }
+
+  TEST_CASE_TEMPLATE("after a select returns no stale registration takes a value", C, GR_TEST_CAPACITIES) {
+    constexpr int n = static_cast<int>(C::value);
+    gr::channel<int> a(C::value), b(C::value);
+    std::size_t fired = 99;
+    std::optional<int> got_a = -1, got_b = -1;
+    auto selector = gr::spawn([&] {
+      fired = gr::select(gr::recv_case(a, [&](std::optional<int> v) { got_a = v; }),
+                         gr::recv_case(b, [&](std::optional<int> v) { got_b = v; }));
+    });
+    gr::yield();  // parks on both
+    b.send(1);    // completes the select; it has not run yet, so its node on `a` is still linked
+    CHECK(a.try_send(2) == (n == 0 ? channel_status::would_block : channel_status::ok));
+    CHECK(a.size() == (n == 0 ? 0u : 1u));
+    selector.join();
+    CHECK(fired == 1);
+    CHECK(got_b == 1);
+    CHECK(got_a == -1);  // the handler of `a` never ran
+    if (n > 0) CHECK(a.try_recv().value == 2);
+    check_no_stale_receiver(a);
+    check_no_stale_receiver(b);
+
+    // The same for send cases: a stale sender never slips its value into a freed slot.
+    fill(a, C::value, 0);
+    fill(b, C::value, 10);
+    selector = gr::spawn([&] { fired = gr::select(gr::send_case(a, 100), gr::send_case(b, 200)); });
+    gr::yield();  // parks on both: they are full
+    CHECK(b.recv() == (n == 0 ? 200 : 10));
+    if (n > 0) CHECK(a.recv() == 0);  // frees a slot of `a`: no sender may fill it
+    CHECK(a.size() == (n == 0 ? 0u : static_cast<std::size_t>(n - 1)));
+    selector.join();
+    CHECK(fired == 1);
+    check_no_stale_sender(a, 1, n > 0 ? n - 1 : 0);
+    std::vector<int> rest;
+    while (auto r = b.try_recv()) rest.push_back(*r.value);
+    CHECK(rest.size() == C::value);
+    if (n > 0) CHECK(rest.back() == 200);
+  }
+
+  TEST_CASE_TEMPLATE("a select never pairs its own send with its own recv", C, GR_TEST_CAPACITIES) {
+    use_clock<gr::virtual_clock> vc;
+    gr::channel<int> a(C::value);
+    const std::size_t i = gr::select(gr::send_case(a, 1), gr::recv_case(a), gr::timeout_case(10ms));
+    if (C::value == 0) {
+      CHECK(i == 2);  // nobody else: only the timeout can fire
+      CHECK(vc.elapsed() == 10ms);
+      CHECK(a.try_recv().status == channel_status::would_block);
+      check_no_stale_receiver(a);
+    } else {
+      CHECK(i == 0);  // the buffer has room: the send completes at once
+      CHECK(a.size() == 1);
+      CHECK(a.try_recv().value == 1);
+    }
+  }
+
+  TEST_CASE("a counterpart completes either side of a select with the same channel in a send and a recv case") {
+    gr::channel<int> a;
+    std::size_t fired = 99;
+    std::optional<int> got;
+    auto selector = [&] {
+      fired = gr::select(gr::send_case(a, 5), gr::recv_case(a, [&](std::optional<int> v) { got = v; }));
+    };
+    auto t = gr::spawn(selector);
+    gr::yield();  // parks on both sides of `a`
+    CHECK(a.recv() == 5);
+    t.join();
+    CHECK(fired == 0);
+
+    t = gr::spawn(selector);
+    gr::yield();
+    a.send(7);
+    t.join();
+    CHECK(fired == 1);
+    CHECK(got == 7);
+    check_no_stale_receiver(a);
+    CHECK(a.try_recv().status == channel_status::would_block);
+  }
+
+  TEST_CASE_TEMPLATE("the same channel in two recv cases is picked evenly when ready", C, GR_TEST_CAPACITIES) {
+    gr::channel<int> a(C::value);
+    auto feeder = gr::spawn([&] {
+      try {
+        for (;;) a.send(1);
+      } catch (const gr::channel_closed&) {
+      }
+    });
+    std::vector<int> counts(2, 0);
+    for (int trial = 0; trial < 4000; ++trial) {
+      gr::yield();
+      ++counts[gr::select(gr::recv_case(a), gr::recv_case(a))];
+    }
+    a.close();
+    feeder.join();
+    CHECK(chi_square(counts) < 40);
+  }
+
+  TEST_CASE("a channel of a select may be destroyed once the select has completed on another") {
+    auto a = std::make_unique<gr::channel<int>>(0, "short-lived");
+    gr::channel<int> b;
+    std::size_t fired = 99;
+    auto selector = gr::spawn([&] { fired = gr::select(gr::recv_case(*a), gr::recv_case(b)); });
+    gr::yield();  // parks on both
+    b.send(1);    // completes the select, which has not run yet
+    a.reset();    // its owner is done with `a`: the select's node on it is stale, not a waiter
+    selector.join();
+    CHECK(fired == 1);
+  }
+
+  TEST_CASE("an rvalue in a send case is moved from only if that case fires") {
+    gr::channel<std::unique_ptr<int>> a, b(1);
+    auto p = std::make_unique<int>(1);
+    auto q = std::make_unique<int>(2);
+    CHECK(gr::select(gr::send_case(a, std::move(p)), gr::default_case()) == 1);
+    CHECK(p);  // not sent: still ours
+    CHECK(gr::select(gr::send_case(a, std::move(p)), gr::send_case(b, std::move(q))) == 1);
+    CHECK(p);
+    CHECK_FALSE(q);
+    CHECK(**b.recv() == 2);
+  }
+
+  TEST_CASE("handlers run after the select is over so they may block and select again") {
+    gr::channel<int> in, out, inner;
+    auto peer = gr::spawn([&] {
+      in.send(1);
+      CHECK(out.recv() == 2);  // the handler below blocks in send until this recv
+      inner.send(3);
+    });
+    std::optional<int> nested;
+    gr::select(gr::recv_case(in, [&](std::optional<int> v) {
+      out.send(*v + 1);
+      gr::select(gr::recv_case(inner, [&](std::optional<int> w) { nested = w; }), gr::recv_case(in));
+    }));
+    CHECK(nested == 3);
+    peer.join();
+    check_no_stale_receiver(in);
+  }
+
+  TEST_CASE_TEMPLATE("a parked select allocates nothing", C, GR_TEST_CAPACITIES) {
+    if (!allocation_counting()) {
+      MESSAGE("allocation counting is off in sanitizer builds");
+      return;
+    }
+    gr::channel<int> a(C::value), b(C::value), back(C::value);
+    auto peer = gr::spawn([&] {
+      for (int v : back) {  // answers each message on a or b, alternately
+        if (v % 2)
+          a.send(v);
+        else
+          b.send(v);
+      }
+    });
+    auto rounds = [&](int count) {
+      for (int i = 0; i < count; ++i) {
+        back.send(i);
+        gr::select(gr::recv_case(a), gr::recv_case(b), gr::timeout_case(1h));
+      }
+    };
+    rounds(10);
+    const std::uint64_t before = allocations();
+    rounds(1000);
+    CHECK(allocations() - before == 0);
+    back.close();
+    peer.join();
+  }
+}

@@ -1,0 +1,16 @@
+# cmake -DEXE=<program> -DEXPECTED=<file> -P compare_output.cmake
+# Runs the program and fails unless it exits with 0 and its stdout is exactly the expected file.
+if(NOT EXE OR NOT EXPECTED)
+  message(FATAL_ERROR "usage: cmake -DEXE=<program> -DEXPECTED=<file> -P compare_output.cmake")
+endif()
+execute_process(COMMAND "${EXE}" OUTPUT_VARIABLE actual ERROR_VARIABLE errors RESULT_VARIABLE rc)
+if(NOT rc STREQUAL "0")
+  message(FATAL_ERROR "${EXE} failed (${rc})\n--- stdout\n${actual}--- stderr\n${errors}")
+endif()
+file(READ "${EXPECTED}" expected)
+if(NOT actual STREQUAL expected)
+  message(FATAL_ERROR "${EXE}: stdout differs from ${EXPECTED}\n--- expected\n${expected}--- actual\n${actual}")
+endif()
+if(NOT errors STREQUAL "")
+  message(FATAL_ERROR "${EXE} wrote on stderr:\n${errors}")
+endif()
