@@ -6,7 +6,8 @@
 //   - A pooled stack is exactly as allocate_stack() would return it: page-rounded size, registered
 //     with valgrind, canary not yet written (allocate_stack writes it).
 //   - Slab slots are never unmapped; a slot is either carved out (owned by some thread's pool or a
-//     user) or on its slab class's free list.
+//     user) or on its slab class's free list. Slots are 16 bytes below page alignment, so slot
+//     i's canary (its lowest word) shares a page with the top of slot i - 1.
 //   - Under ASan, memory leaving gr's hands (unmapped, back on a slab's free list, a user stack
 //     forgotten) carries no poison; a pooled stack may, and allocate_stack() clears it.
 #include <gr/runtime/detail/sanitizer.hpp>
@@ -100,6 +101,9 @@ std::size_t count_mappings() noexcept {
 
 // ---- slabs: unguarded stacks carved out of large shared mappings ---------------------------------
 
+// How far below a page boundary each slab slot starts (see take_slab_slot).
+constexpr std::size_t slab_shift = 16;
+
 struct slab_class {
   std::size_t size;
   std::vector<void*> free;
@@ -115,12 +119,16 @@ stack take_slab_slot(std::size_t size) {
   if (it == g_slabs.end()) it = g_slabs.insert(g_slabs.end(), slab_class{size, {}});
   if (it->free.empty()) {
     // About 16 MiB a mapping, between 8 and 1,024 slots: few mappings for a million stacks.
+    // Each slot starts slab_shift bytes below a page boundary, so its low-end canary sits in the
+    // top page of the slot below (resident anyway while that one is in use) instead of costing a
+    // page of its own; slot 0's canary sits in one leading page.
     const std::size_t slots = std::clamp<std::size_t>((16u << 20) / size, 8, 1024);
-    void* p = ::mmap(nullptr, slots * size, PROT_READ | PROT_WRITE,
+    const std::size_t lead = page_size();
+    void* p = ::mmap(nullptr, lead + slots * size, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (p == MAP_FAILED) throw_map_failure(errno, size, "map a slab for");
     it->free.reserve(it->free.size() + slots);
-    for (std::size_t i = slots; i-- > 0;) it->free.push_back(static_cast<char*>(p) + i * size);
+    for (std::size_t i = slots; i-- > 0;) it->free.push_back(static_cast<char*>(p) + lead + i * size - slab_shift);
     g_slab_slots += slots;
   }
   stack s;
@@ -132,8 +140,12 @@ stack take_slab_slot(std::size_t size) {
 }
 
 void return_slab_slot(stack& s) noexcept {
-  // The memory goes back to the kernel; the address range stays with the slab.
-  ::madvise(s.base, s.size, MADV_DONTNEED);
+  // The memory goes back to the kernel; the address range stays with the slab. Only whole pages
+  // of this slot: its top page also holds the canary of the slot above.
+  const std::size_t page = page_size();
+  const auto lo = (reinterpret_cast<std::uintptr_t>(s.base) + page - 1) / page * page;
+  const auto hi = reinterpret_cast<std::uintptr_t>(s.top()) / page * page;
+  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
   std::lock_guard lock(g_slab_mutex);
   for (auto& c : g_slabs) {
     if (c.size == s.size) {

@@ -49,7 +49,15 @@ struct sched_state {
   bool ready_empty() const noexcept { return !custom ? rr.empty() : custom->empty(); }
 };
 
-sched_state& this_sched();
+// this_sched: this thread's scheduler; one initial-exec TLS read on the hot path, the first-use
+// setup out of line.
+extern thread_local sched_state* tls_sched __attribute__((tls_model("initial-exec")));
+sched_state& init_this_sched();
+inline sched_state& this_sched() {
+  if (tls_sched) [[likely]]
+    return *tls_sched;
+  return init_this_sched();
+}
 task_info info_of(const task_ctl& t);
 
 }  // namespace gr::detail

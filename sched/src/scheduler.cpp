@@ -33,7 +33,6 @@ namespace gr {
 namespace detail {
 namespace {
 
-thread_local sched_state* tls_sched __attribute__((tls_model("initial-exec"))) = nullptr;
 
 void shutdown(sched_state& s) noexcept;
 
@@ -48,7 +47,13 @@ struct sched_owner {
   }
 };
 
-sched_state& init_sched() {
+}  // namespace
+
+thread_local sched_state* tls_sched __attribute__((tls_model("initial-exec"))) = nullptr;
+
+namespace {
+
+[[gnu::cold, gnu::noinline]] sched_state& init_sched() {
   greenlet* root = greenlet::root();  // first, so the greenlet layer's thread state outlives ours
   if (greenlet::current() != root)
     throw error(fmt::format("gr: the scheduler must first be used from the thread's root greenlet, not from {}",
@@ -75,11 +80,7 @@ sched_state::sched_state() {
   last_now = clk->now();
 }
 
-sched_state& this_sched() {
-  if (tls_sched) [[likely]]
-    return *tls_sched;
-  return init_sched();
-}
+sched_state& init_this_sched() { return init_sched(); }
 
 namespace {
 
@@ -353,7 +354,7 @@ void check_cancelled() {
 }
 
 namespace {
-wake_reason park_now(sched_state& s, const wait_reason& why) {
+[[gnu::flatten]] wake_reason park_now(sched_state& s, const wait_reason& why) {
   task_ctl* self = s.current;
   self->state = task_state::blocked;
   self->waiting = why;
@@ -565,7 +566,7 @@ namespace {
 }  // namespace
 }  // namespace detail
 
-void yield() {
+[[gnu::flatten]] void yield() {
   detail::sched_state& s = detail::this_sched();
   if (!s.timers.empty() && (++s.tick & 63) == 0) detail::fire_expired(s);
   detail::task_ctl* next = s.pop_ready();
@@ -671,10 +672,11 @@ namespace {
 // resident_bytes: how much of [base, base + size) is in memory: the deepest the stack has been
 // used (since it was mapped), measured without touching it.
 std::size_t resident_bytes(const void* base, std::size_t size) {
-  static const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  if (reinterpret_cast<std::uintptr_t>(base) % page != 0) return 0;
-  std::vector<unsigned char> v((size + page - 1) / page);
-  if (::mincore(const_cast<void*>(base), size, v.data()) != 0) return 0;
+  static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto lo = reinterpret_cast<std::uintptr_t>(base) / page * page;  // slab stacks are not page aligned
+  const auto hi = (reinterpret_cast<std::uintptr_t>(base) + size + page - 1) / page * page;
+  std::vector<unsigned char> v((hi - lo) / page);
+  if (::mincore(reinterpret_cast<void*>(lo), hi - lo, v.data()) != 0) return 0;
   std::size_t n = 0;
   for (unsigned char c : v) n += c & 1;
   return n * page;
