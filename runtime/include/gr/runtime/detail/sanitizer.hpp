@@ -35,18 +35,15 @@
 
 namespace gr::detail {
 
-// fiber_sanitizer_state: what the sanitizers need to know about one greenlet. Empty (and free)
-// in builds without sanitizers.
+// fiber_sanitizer_state: what the sanitizers need to know about one greenlet. The same layout in
+// every build, so a program compiled with other sanitizer flags than the library sees the same
+// gr::greenlet (the fields are simply unused without sanitizers).
 struct fiber_sanitizer_state {
-#if GR_ASAN
-  void* fake_stack = nullptr;
-  const void* bottom = nullptr;
-  std::size_t size = 0;
-#endif
-#if GR_TSAN
-  void* fiber = nullptr;
-  bool owns_fiber = false;
-#endif
+  void* fake_stack = nullptr;   // ASan
+  const void* bottom = nullptr;  // ASan
+  std::size_t size = 0;          // ASan
+  void* fiber = nullptr;         // TSan
+  bool owns_fiber = false;       // TSan
 };
 
 // san_init: for a greenlet running on [bottom, bottom + size); root: the thread's own stack
