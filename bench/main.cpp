@@ -45,6 +45,7 @@ const ratio_row ratio_rows[] = {
   {"BM_Channel_PingPong/cap:0",   "BM_Sched_Yield",       "BM_BoostFiber_PingPong",      "<= 0.25x peer"},
   {"BM_Channel_Stream/cap:1024",  nullptr,                "BM_BoostFiber_Stream/cap:1024", "<= 0.5x peer"},
   {"BM_Select_PingPong",          "BM_Channel_PingPong/cap:0", nullptr,                  "< 40 ns"},
+  {"BM_Sched_Yield_TraceHook",    "BM_Sched_Yield",       nullptr,                       "(cost of a trace hook)"},
 };
 
 struct counter_row {

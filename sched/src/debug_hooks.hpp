@@ -17,7 +17,8 @@ struct sched_state;
 
 inline constexpr unsigned debug_trace = 1;  // a trace hook is installed
 inline constexpr unsigned debug_dump = 2;   // a signal asked for a dump at the next switch
-extern std::atomic<unsigned> g_debug;
+// Hidden: the static library reaches it PC-relative, not through the GOT (one load per check).
+extern std::atomic<unsigned> g_debug __attribute__((visibility("hidden")));
 
 // debug_event: the slow path: print a requested dump (at a switch), call the trace hook.
 void debug_event(sched_state& s, trace_event::type what, const task_ctl* task, const task_ctl* other,
