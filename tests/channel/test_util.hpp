@@ -3,6 +3,8 @@
 // default constructor).
 #pragma once
 
+#include "use_clock.hpp"
+
 #include <gr/channel/channel.hpp>
 #include <gr/sched/clock.hpp>
 #include <gr/sched/scheduler.hpp>
@@ -23,25 +25,6 @@ using namespace std::chrono_literals;
 template <std::size_t N>
 struct cap {
   static constexpr std::size_t value = N;
-};
-
-// use_clock: the scheduler times deadlines by `c` until the guard goes out of scope, then goes
-// back to the steady clock (a clock left installed would dangle into the next test).
-template <class Clock>
-class use_clock {
-public:
-  use_clock() { gr::scheduler::current().set_clock(clock_); }
-  ~use_clock() { gr::scheduler::current().reset_clock(); }
-  use_clock(const use_clock&) = delete;
-  use_clock& operator=(const use_clock&) = delete;
-
-  Clock& operator*() noexcept { return clock_; }
-  Clock* operator->() noexcept { return &clock_; }
-  // elapsed: time on the clock since it started (it starts at time_point{}).
-  gr::duration elapsed() noexcept { return clock_.now() - gr::time_point{}; }
-
-private:
-  Clock clock_;
 };
 
 // contains: whether `text` contains `part` (doctest prints both when a CHECK on it fails).

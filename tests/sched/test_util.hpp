@@ -2,6 +2,8 @@
 // and stderr captured from the file descriptor up (for the reports gr prints itself).
 #pragma once
 
+#include "use_clock.hpp"
+
 #include <gr/sched/clock.hpp>
 #include <gr/sched/scheduler.hpp>
 
@@ -15,25 +17,6 @@
 namespace gr_test {
 
 using namespace std::chrono_literals;
-
-// use_clock: the scheduler times sleeps by `c` until the guard goes out of scope, then goes back
-// to the steady clock (a clock left installed would dangle into the next test).
-template <class Clock>
-class use_clock {
-public:
-  use_clock() { gr::scheduler::current().set_clock(clock_); }
-  ~use_clock() { gr::scheduler::current().reset_clock(); }
-  use_clock(const use_clock&) = delete;
-  use_clock& operator=(const use_clock&) = delete;
-
-  Clock& operator*() noexcept { return clock_; }
-  Clock* operator->() noexcept { return &clock_; }
-  // elapsed: time on the clock since it started (it starts at time_point{}).
-  gr::duration elapsed() const noexcept { return const_cast<Clock&>(clock_).now() - gr::time_point{}; }
-
-private:
-  Clock clock_;
-};
 
 // at: a time point `d` after the epoch the test clocks start from.
 inline gr::time_point at(gr::duration d) { return gr::time_point{} + d; }
