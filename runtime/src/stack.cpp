@@ -240,17 +240,26 @@ struct thread_pool {
 // One pointer per thread, initial-exec: a pool hit costs no __tls_get_addr.
 thread_local thread_pool* tls_pool __attribute__((tls_model("initial-exec"))) = nullptr;
 
+// Set once the thread's pool is destroyed (thread exit): later releases go straight to the OS.
+thread_local bool tls_pool_gone __attribute__((tls_model("initial-exec"))) = false;
+
 struct thread_pool_owner {
   thread_pool pool;
-  ~thread_pool_owner() { tls_pool = nullptr; }
+  ~thread_pool_owner() {
+    tls_pool = nullptr;
+    tls_pool_gone = true;
+  }
 };
 
-thread_pool& pool() {
+// pool: this thread's pool, made on first use; null once the thread's thread-locals are being
+// destroyed and the pool is gone.
+thread_pool* pool() {
   if (tls_pool) [[likely]]
-    return *tls_pool;
+    return tls_pool;
+  if (tls_pool_gone) return nullptr;
   static thread_local thread_pool_owner owner;
   tls_pool = &owner.pool;
-  return owner.pool;
+  return tls_pool;
 }
 
 }  // namespace
@@ -262,8 +271,8 @@ stack allocate_stack(std::size_t size) {
   if (size > max_request) [[unlikely]]
     throw_map_failure(ENOMEM, size, "map");
   size = round_to_pages(std::max(size == 0 ? default_stack_size : size, min_stack_size));
-  thread_pool& tp = pool();
-  thread_pool::size_class* c = tp.find(size);
+  thread_pool* tp = pool();
+  thread_pool::size_class* c = tp ? tp->find(size) : nullptr;
   stack s;
   if (c && !c->free.empty()) [[likely]] {
     s = c->free.back();
@@ -274,20 +283,20 @@ stack allocate_stack(std::size_t size) {
     register_valgrind(s);
   }
   detail::write_canary(s);
-  ++tp.live;
+  if (tp) ++tp->live;
   return s;
 }
 
 void release_stack(stack s) noexcept {
   if (!s) return;
-  thread_pool& tp = pool();
-  --tp.live;
+  thread_pool* tp = pool();
+  if (tp) --tp->live;
   if (s.origin == stack::kind::user) {
     deregister_valgrind(s);
     detail::san_reuse(s.base, s.size);  // the memory goes back to its owner without our poison
     return;
   }
-  thread_pool::size_class* c = tp.find(s.size);
+  thread_pool::size_class* c = tp ? tp->find(s.size) : nullptr;
   if (c && c->free.size() < thread_pool::max_per_class) [[likely]] {
     c->free.push_back(s);
     return;
@@ -311,7 +320,7 @@ stack user_stack(void* memory, std::size_t size) {
   s.origin = stack::kind::user;
   register_valgrind(s);
   detail::write_canary(s);
-  ++pool().live;
+  if (thread_pool* tp = pool()) ++tp->live;
   return s;
 }
 
@@ -327,6 +336,8 @@ stack_stats stack_statistics() noexcept {
   st.unguarded_slots = g_slab_slots;
   return st;
 }
+
+void detail::prepare_thread_stacks() noexcept { (void)pool(); }
 
 void trim_stack_pool() noexcept {
   if (tls_pool) tls_pool->trim();

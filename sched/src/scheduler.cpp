@@ -55,6 +55,7 @@ namespace {
 
 [[gnu::cold, gnu::noinline]] sched_state& init_sched() {
   greenlet* root = greenlet::root();  // first, so the greenlet layer's thread state outlives ours
+  prepare_thread_stacks();            // and the stack pool, which shutdown() gives stacks back to
   if (greenlet::current() != root)
     throw error(fmt::format("gr: the scheduler must first be used from the thread's root greenlet, not from {}",
                             greenlet::current()->describe()));
@@ -304,8 +305,10 @@ void shutdown(sched_state& s) noexcept {
   }
   while (s.pop_ready()) {
   }
-  for (task_ctl* t = s.main.all_next; t;) {
-    task_ctl* next = t->all_next;
+  // Newest first: a task usually outlives the tasks it spawned, and its stack may hold the
+  // channels and locks they wait on, so they unwind (and leave those queues) before it does.
+  while (s.all_tail != &s.main) {
+    task_ctl* t = s.all_tail;
     if (t->state != task_state::done) {
       if (t->timer_index != task_ctl::npos) timer_remove(s, t);
       if (t->gl->active()) {
@@ -324,7 +327,6 @@ void shutdown(sched_state& s) noexcept {
     unlink_task(s, t);
     t->sched = nullptr;
     if (t->refs == 0) t->destroy(t);  // else a handle outlives us and frees it
-    t = next;
   }
 }
 
@@ -385,6 +387,7 @@ wake_reason park_until(const wait_reason& why, time_point deadline) {
   task_ctl* self = s.current;
   if (self->cancel_requested || s.shutting_down) [[unlikely]]
     return wake_reason::cancelled;
+  if (deadline == time_point::max()) return park(why);  // no timer: a deadlock stays detectable
   if (deadline <= s.clk->now()) return wake_reason::timeout;
   timer_arm(s, self, deadline);
   wake_reason r = park(why);
@@ -399,8 +402,14 @@ void wake(task_ctl* t, wake_reason why) noexcept {
   GR_DEBUG_EVENT(s, trace_event::type::wake, t, why == wake_reason::timeout ? nullptr : s.current, &t->waiting, why,
                  nullptr);
   if (t->timer_index != task_ctl::npos) timer_remove(s, t);
+  if (s.shutting_down) [[unlikely]] {
+    t->state = task_state::runnable;  // never runs again: shutdown() unwinds every task itself
+    return;
+  }
   s.push_ready(t);
 }
+
+bool shutting_down() noexcept { return tls_sched && tls_sched->shutting_down; }
 
 void raise_if_interrupted(wake_reason why) {
   if (why == wake_reason::cancelled) throw_cancelled(this_sched());
@@ -457,6 +466,10 @@ void run_task(task_ctl& c, void (*invoke)(void*), void (*destroy_fn)(void*) noex
     c.exception = std::current_exception();
   }
   destroy_fn(fn);
+  // A task that caught the greenlet_exit of the shutdown and returned: the greenlet layer resumes
+  // the killer; shutdown() does the bookkeeping.
+  if (s.shutting_down) [[unlikely]]
+    return;
   finish_task(s, c);
 }
 

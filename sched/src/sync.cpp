@@ -24,12 +24,20 @@ std::string label(const char* kind, const std::string& name, const void* self) {
 }
 
 // block_until: parks the current task in `q` until signaled, the deadline, a cancel or a deadlock.
-// Returns true when signaled; false on timeout; throws on cancel / deadlock.
-bool block_until(detail::wait_queue& q, const detail::wait_reason& why, time_point deadline) {
+// Returns true when signaled; false on timeout; throws on cancel / deadlock. If the task is
+// unwound while parked (the scheduler's shutdown) after a waker already granted it what it waited
+// for, `give_back()` returns that (the lock, the permit) so no other waiter is left stranded.
+template <class GiveBack>
+bool block_until(detail::wait_queue& q, const detail::wait_reason& why, time_point deadline, GiveBack give_back) {
   detail::wait_node me{detail::current_task()};
   q.push_back(me);
-  const detail::wake_reason r =
-      deadline == time_point::max() ? detail::park(why) : detail::park_until(why, deadline);
+  detail::wake_reason r;
+  try {
+    r = deadline == time_point::max() ? detail::park(why) : detail::park_until(why, deadline);
+  } catch (...) {
+    if (me.signaled) give_back();
+    throw;  // `me` unlinks itself
+  }
   if (me.signaled) return true;
   q.remove(me);
   detail::raise_if_interrupted(r);
@@ -41,14 +49,27 @@ void signal(detail::wait_node* n) noexcept {
   detail::wake(n->task);
 }
 
+// destroyed_with_waiters: a primitive destroyed during the scheduler's shutdown while tasks (being unwound
+// too) still wait on it lets go of their nodes; at any other time that is a bug and aborts.
+void destroyed_with_waiters(detail::wait_queue& q, const std::string& what) noexcept {
+  if (detail::shutting_down()) {
+    while (q.pop_front()) {
+    }
+    return;
+  }
+  detail::fatal(what);
+}
+
+constexpr auto nothing_to_give_back = [] {};
+
 }  // namespace
 
 // ---- mutex ---------------------------------------------------------------------------------------
 
 mutex::~mutex() {
   if (owner_ || !waiters_.empty())
-    detail::fatal(fmt::format("{} destroyed while {}", label("mutex", name_, this),
-                              waiters_.empty() ? "locked" : "tasks wait for it"));
+    destroyed_with_waiters(waiters_, fmt::format("{} destroyed while {}", label("mutex", name_, this),
+                                                 waiters_.empty() ? "locked" : "tasks wait for it"));
 }
 
 bool mutex::lock_until(time_point deadline, bool interruptible) {
@@ -62,7 +83,7 @@ bool mutex::lock_until(time_point deadline, bool interruptible) {
     return true;
   }
   const detail::wait_reason why{"lock", "mutex", this, &name_};
-  if (interruptible) return block_until(waiters_, why, deadline);
+  if (interruptible) return block_until(waiters_, why, deadline, [this] { unlock(); });
   // Must end holding the lock (a condition_variable wait re-locking): a cancel only wakes us early.
   detail::wait_node me{self};
   waiters_.push_back(me);
@@ -72,7 +93,10 @@ bool mutex::lock_until(time_point deadline, bool interruptible) {
       waiters_.remove(me);
       detail::raise_if_interrupted(r);
     }
-    if (r == detail::wake_reason::cancelled && !me.signaled && !me.linked()) break;  // shutting down
+    if (r == detail::wake_reason::cancelled && !me.signaled && detail::shutting_down()) {
+      waiters_.remove(me);  // the scheduler is unwinding every task: give up the wait
+      break;
+    }
   }
   return me.signaled;
 }
@@ -103,7 +127,8 @@ void mutex::unlock() {
 
 condition_variable::~condition_variable() {
   if (!waiters_.empty())
-    detail::fatal(fmt::format("{} destroyed while tasks wait on it", label("condition_variable", name_, this)));
+    destroyed_with_waiters(waiters_,
+                           fmt::format("{} destroyed while tasks wait on it", label("condition_variable", name_, this)));
 }
 
 std::cv_status condition_variable::wait_until(std::unique_lock<mutex>& lock, time_point deadline) {
@@ -117,8 +142,13 @@ std::cv_status condition_variable::wait_until(std::unique_lock<mutex>& lock, tim
   waiters_.push_back(me);
   m->unlock();
   const detail::wait_reason why{"wait on", "condition_variable", this, &name_};
-  const detail::wake_reason r =
-      deadline == time_point::max() ? detail::park(why) : detail::park_until(why, deadline);
+  detail::wake_reason r;
+  try {
+    r = deadline == time_point::max() ? detail::park(why) : detail::park_until(why, deadline);
+  } catch (...) {
+    lock.release();  // unwound while waiting (shutdown): the mutex is not ours, and stays unlocked
+    throw;
+  }
   const bool signaled = me.signaled;
   waiters_.remove(me);
   // Re-lock even if cancelled. Should re-locking itself fail (a deadlock while the owner can never
@@ -159,7 +189,7 @@ wait_group::wait_group(std::ptrdiff_t initial, std::string name) : count_(initia
 
 wait_group::~wait_group() {
   if (!waiters_.empty())
-    detail::fatal(fmt::format("{} destroyed while tasks wait on it", label("wait_group", name_, this)));
+    destroyed_with_waiters(waiters_, fmt::format("{} destroyed while tasks wait on it", label("wait_group", name_, this)));
 }
 
 void wait_group::add(std::ptrdiff_t n) {
@@ -174,7 +204,7 @@ void wait_group::add(std::ptrdiff_t n) {
 bool wait_group::wait_until(time_point deadline) {
   detail::check_cancelled();
   if (count_ == 0) return true;
-  return block_until(waiters_, {"wait on", "wait_group", this, &name_}, deadline);
+  return block_until(waiters_, {"wait on", "wait_group", this, &name_}, deadline, nothing_to_give_back);
 }
 
 void wait_group::wait() { wait_until(time_point::max()); }
@@ -189,7 +219,7 @@ semaphore::semaphore(std::ptrdiff_t initial, std::string name) : count_(initial)
 
 semaphore::~semaphore() {
   if (!waiters_.empty())
-    detail::fatal(fmt::format("{} destroyed while tasks wait on it", label("semaphore", name_, this)));
+    destroyed_with_waiters(waiters_, fmt::format("{} destroyed while tasks wait on it", label("semaphore", name_, this)));
 }
 
 bool semaphore::acquire_until(time_point deadline) {
@@ -198,7 +228,7 @@ bool semaphore::acquire_until(time_point deadline) {
     --count_;
     return true;
   }
-  return block_until(waiters_, {"acquire", "semaphore", this, &name_}, deadline);
+  return block_until(waiters_, {"acquire", "semaphore", this, &name_}, deadline, [this] { release(1); });
 }
 
 void semaphore::acquire() { acquire_until(time_point::max()); }

@@ -88,6 +88,12 @@ inline bool canary_intact(const stack& s) noexcept {
 inline void write_canary(const stack& s) noexcept {
   if (s.has_canary()) *static_cast<std::uint64_t*>(s.base) = canary_word;
 }
+// prepare_thread_stacks: makes this thread's stack pool now. Thread-locals are destroyed in the
+// reverse order of their construction, so a layer whose thread-local releases stacks at thread
+// exit (the scheduler) calls this first to make sure the pool outlives it. After the pool is gone
+// releases go straight to the kernel.
+void prepare_thread_stacks() noexcept;
+
 // canary_failure: the message of a broken canary, then abort.
 [[noreturn]] void canary_failure(const stack& s, const char* label, const void* owner) noexcept;
 

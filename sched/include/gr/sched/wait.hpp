@@ -45,6 +45,11 @@ void wake(task_ctl* t, wake_reason why = wake_reason::signaled) noexcept;
 // report) for `deadlock`; returns for any other reason.
 void raise_if_interrupted(wake_reason why);
 
+// shutting_down: this thread's scheduler is unwinding its unfinished tasks at thread exit. Then a
+// primitive destroyed while tasks still wait on it just forgets them (they are being unwound too)
+// instead of reporting a bug.
+bool shutting_down() noexcept;
+
 // now: the time on the current scheduler's clock.
 time_point sched_now();
 

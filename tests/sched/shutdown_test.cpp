@@ -1,0 +1,88 @@
+// A thread that ends while its scheduler still has blocked tasks: the scheduler reports them and
+// unwinds their stacks (newest first). Each scenario runs on its own std::thread, so its end is a
+// real thread exit; an abort or a crash there would take the whole test binary down.
+#include "test_util.hpp"
+
+#include <gr/sched/condition_variable.hpp>
+#include <gr/sched/mutex.hpp>
+#include <gr/sched/task.hpp>
+#include <gr/sched/this_task.hpp>
+
+#include <doctest/doctest.h>
+
+#include <mutex>
+#include <thread>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+template <class F>
+void on_a_thread_that_ends(F scenario) {
+  std::thread t(scenario);
+  t.join();
+}
+
+}  // namespace
+
+TEST_SUITE("sched.shutdown") {
+  TEST_CASE("a lock handed to a task that is unwound at thread exit is released") {
+    gr::mutex m{"shared"};
+    on_a_thread_that_ends([&] {
+      gr::spawn([&] { std::lock_guard g(m); gr::sleep_for(1h); }, {.name = "holder"}).detach();
+      gr::spawn([&] { std::lock_guard g(m); }, {.name = "waiter"}).detach();
+      gr::yield();
+      gr::yield();
+    });
+    CHECK_FALSE(m.locked());  // the holder's unwinding handed it to the waiter, whose unwinding let go
+  }
+
+  TEST_CASE("a task waiting on a condition_variable at thread exit unwinds without terminate") {
+    bool unwound = false;
+    on_a_thread_that_ends([&] {
+      gr::spawn([&] {
+        struct mark {
+          bool& flag;
+          ~mark() { flag = true; }
+        } m{unwound};
+        gr::mutex mu;
+        gr::condition_variable cv;
+        std::unique_lock lk(mu);
+        cv.wait(lk, [] { return false; });
+      }, {.name = "consumer"}).detach();
+      gr::yield();
+    });
+    CHECK(unwound);
+  }
+
+  TEST_CASE("a task that swallows the unwinding at thread exit and returns ends cleanly") {
+    bool caught = false;
+    on_a_thread_that_ends([&] {
+      gr::spawn([&] {
+        try {
+          gr::sleep_for(1h);
+        } catch (...) {
+          caught = true;
+        }
+      }, {.name = "swallower"}).detach();
+      gr::yield();
+    });
+    CHECK(caught);
+  }
+
+  TEST_CASE("stacks go back at thread exit even when the scheduler was made before the stack pool") {
+    on_a_thread_that_ends([] {
+      gr::yield();  // the scheduler exists before any stack was allocated on this thread
+      gr::spawn([] {}).join();
+      gr::spawn([] {
+        gr::mutex m;
+        m.lock();
+        gr::mutex other;
+        other.lock();
+        gr::spawn([&] { other.lock(); }).detach();
+        gr::sleep_for(1h);
+      }, {.name = "blocked"}).detach();
+      gr::yield();
+    });
+  }
+}
