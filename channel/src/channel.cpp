@@ -29,8 +29,16 @@ const char* to_string(channel_status s) noexcept {
 namespace detail {
 
 chan_core::~chan_core() {
-  if (live_front(recvq_) || live_front(sendq_))
+  if (live_front(recvq_) || live_front(sendq_)) {
+    if (shutting_down()) {  // its waiters are being unwound with the rest of the scheduler's tasks
+      while (recvq_.pop_front()) {
+      }
+      while (sendq_.pop_front()) {
+      }
+      return;
+    }
     fatal(fmt::format("{} destroyed while tasks are blocked on it", label()));
+  }
 }
 
 std::string chan_core::label() const {
@@ -51,17 +59,23 @@ void chan_core::close_core() {
   }
   while (chan_node* n = take_waiter(sendq_)) {
     n->closed = true;  // senders: their value was not sent
+    n->error = std::make_exception_ptr(
+        channel_closed(fmt::format("gr::channel::send: {} was closed while the send waited", label())));
     complete(n);
   }
 }
 
-channel_status chan_core::park_on(wait_queue& q, task_ctl* self, void* value, const char* verb, time_point deadline) {
+channel_status chan_core::park_on(wait_queue& q, task_ctl* self, void* value, const char* verb, time_point deadline,
+                                  std::exception_ptr* closed_error) {
   chan_node me{self};
   me.value = value;
   q.push_back(me);
   const wait_reason why{verb, "channel", this, &name_};
   const wake_reason r = deadline == time_point::max() ? park(why) : park_until(why, deadline);
-  if (me.signaled) return me.closed ? channel_status::closed : channel_status::ok;
+  if (me.signaled) {
+    if (me.closed && closed_error) *closed_error = std::move(me.error);
+    return me.closed ? channel_status::closed : channel_status::ok;
+  }
   q.remove(me);
   raise_if_interrupted(r);
   return channel_status::timeout;

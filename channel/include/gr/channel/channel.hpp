@@ -98,7 +98,7 @@ public:
   channel_status take(std::optional<T>& out);  // try to receive now
 
 private:
-  channel_status send_wait(T& v, time_point deadline);
+  channel_status send_wait(T& v, time_point deadline, std::exception_ptr* closed_error = nullptr);
   channel_status recv_wait(std::optional<T>& out, time_point deadline);
   T* slot(std::size_t i) noexcept { return buf_ + (i < cap_ ? i : i - cap_); }
 

@@ -146,7 +146,10 @@ struct send_case_t {
       },
       [](void* c, const detail::chan_node* n) {
         auto* self = static_cast<send_case_t*>(c);
-        if (n && n->closed) self->ch->throw_send_closed();
+        if (n && n->closed) {  // closed while the select waited: the channel may be gone already
+          if (n->error) std::rethrow_exception(n->error);
+          self->ch->throw_send_closed();
+        }
         detail::call_handler(self->handler);
       },
       [](void*) noexcept { return time_point::max(); }};

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <string>
 
 namespace gr::detail {
@@ -21,6 +22,8 @@ struct select_state;
 struct chan_node : wait_node {
   void* value = nullptr;
   select_state* sel = nullptr;  // set when the node belongs to a select
+  std::exception_ptr error;     // close() of a blocked send: the channel_closed it raises, built
+                                // while the channel exists (the closer may destroy it at once)
   std::uint32_t case_index = 0;
   bool closed = false;          // completed by close(), not by a value
 
@@ -100,7 +103,9 @@ protected:
   // park_on: parks the current task `self` in `q` (send or recv) until completed, the deadline,
   // a cancel or a deadlock, with its wait node (on this frame) pointing at `value`. Returns ok /
   // closed (completed) or timeout; throws on cancel / deadlock.
-  channel_status park_on(wait_queue& q, task_ctl* self, void* value, const char* verb, time_point deadline);
+  // `closed_error` receives the exception close() left for a blocked sender.
+  channel_status park_on(wait_queue& q, task_ctl* self, void* value, const char* verb, time_point deadline,
+                         std::exception_ptr* closed_error = nullptr);
 
   wait_queue recvq_;  // receivers waiting: only while the buffer is empty
   wait_queue sendq_;  // senders waiting: only while the buffer is full (cap 0: always "full")
