@@ -356,7 +356,20 @@ void check_cancelled() {
 }
 
 namespace {
+// require_task_context: the CPU must be on the current task's greenlet. A blocking call or yield
+// from a plain greenlet switched to by hand would otherwise save the wrong context.
+[[gnu::cold, gnu::noinline]] void not_a_task(const sched_state& s) {
+  throw error(fmt::format("gr: a blocking call or yield from {}, which is not a task (task #{} '{}' is the current "
+                          "task); switch back to it, or spawn the work as a task",
+                          greenlet::current()->describe(), s.current->id, s.current->name));
+}
+inline void require_task_context(const sched_state& s) {
+  if (greenlet::current() != s.current->gl) [[unlikely]]
+    not_a_task(s);
+}
+
 [[gnu::flatten]] wake_reason park_now(sched_state& s, const wait_reason& why) {
+  require_task_context(s);
   task_ctl* self = s.current;
   self->state = task_state::blocked;
   self->waiting = why;
@@ -581,6 +594,7 @@ namespace {
 
 [[gnu::flatten]] void yield() {
   detail::sched_state& s = detail::this_sched();
+  detail::require_task_context(s);
   if (!s.timers.empty() && (++s.tick & 63) == 0) detail::fire_expired(s);
   detail::task_ctl* next = s.pop_ready();
   if (!next) return;

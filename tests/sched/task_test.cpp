@@ -3,6 +3,7 @@
 
 #include "test_util.hpp"
 
+#include <gr/greenlet/greenlet.hpp>
 #include <gr/sched/mutex.hpp>
 #include <gr/sched/scheduler.hpp>
 #include <gr/sched/task.hpp>
@@ -437,5 +438,30 @@ TEST_SUITE("sched.task") {
     CHECK(after);
     CHECK(contains(text, "handler broke"));
     CHECK(contains(text, "nobody joined: first"));
+  }
+}
+
+TEST_SUITE("sched.misuse") {
+  TEST_CASE("a blocking call from a plain greenlet that is not a task throws gr::error") {
+    gr::scheduler::current();  // made from the root greenlet, as it must be
+    std::string what;
+    gr::greenlet g([&](void*) -> void* {
+      try {
+        gr::yield();
+      } catch (const gr::error& e) {
+        what = e.what();
+      }
+      try {
+        gr::sleep_for(std::chrono::milliseconds(1));
+      } catch (const gr::error& e) {
+        what += e.what();
+      }
+      return nullptr;
+    });
+    g.set_name("raw");
+    g.switch_to();
+    CHECK(what.find("greenlet 'raw', which is not a task") != std::string::npos);
+    CHECK(what.find("sleep") == std::string::npos);  // both calls refused before doing anything
+    CHECK(gr::scheduler::current().task_count() == 0);
   }
 }
