@@ -9,6 +9,8 @@
 // One item is one one-way switch, one create+destroy or one hand-off (SetItemsProcessed).
 #include <benchmark/benchmark.h>
 
+#include "bench_util.hpp"
+
 #include <gr/greenlet/greenlet.hpp>
 #include <gr/runtime/stack.hpp>
 
@@ -124,16 +126,6 @@ BENCHMARK(BM_Thread_PingPong)->UseRealTime();
 
 // ---- a million live greenlets -------------------------------------------------------------------
 
-std::size_t resident_bytes() {
-  std::FILE* f = std::fopen("/proc/self/statm", "r");
-  if (!f) return 0;
-  unsigned long long size = 0, resident = 0;
-  const int n = std::fscanf(f, "%llu %llu", &size, &resident);
-  std::fclose(f);
-  if (n != 2) return 0;
-  return static_cast<std::size_t>(resident) * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-}
-
 // 1,000,000 greenlets on 16 KiB stacks. Each greenlet is started and left suspended in its first switch back, as a blocked task would
 // be. The time measured is creation plus that first switch; destruction (an unwind each) is
 // timed apart as destroy_ns.
@@ -145,7 +137,7 @@ void BM_Greenlet_Million(benchmark::State& state) {
     std::vector<std::unique_ptr<gr::greenlet>> live;
     live.reserve(n);
     std::size_t guarded = 0, slab = 0;
-    const std::size_t rss_before = resident_bytes();
+    const std::size_t rss_before = gr_bench::resident_bytes();
     std::size_t rss_at_first_slab = 0;
     try {
       for (std::size_t i = 0; i < n; ++i) {
@@ -154,7 +146,7 @@ void BM_Greenlet_Million(benchmark::State& state) {
         if (g->stack_region().origin == gr::stack::kind::guarded) {
           ++guarded;
         } else {
-          if (slab++ == 0) rss_at_first_slab = resident_bytes();
+          if (slab++ == 0) rss_at_first_slab = gr_bench::resident_bytes();
         }
         g->switch_to();
         live.push_back(std::move(g));
@@ -163,7 +155,7 @@ void BM_Greenlet_Million(benchmark::State& state) {
       state.SkipWithError(e.what());
       std::fprintf(stderr, "BM_Greenlet_Million: failed after %zu greenlets: %s\n", live.size(), e.what());
     }
-    const std::size_t rss_after = resident_bytes();
+    const std::size_t rss_after = gr_bench::resident_bytes();
     const gr::stack_stats stats = gr::stack_statistics();
 
     state.PauseTiming();

@@ -14,6 +14,8 @@
 //   BM_BoostFiber_BlockedMemory  the same with fibers blocked on a boost::fibers::condition_variable
 #include <benchmark/benchmark.h>
 
+#include "bench_util.hpp"
+
 #include <gr/runtime/stack.hpp>
 #include <gr/sched/scheduler.hpp>
 #include <gr/sched/semaphore.hpp>
@@ -40,17 +42,7 @@ constexpr std::size_t ring_stack = 16 * 1024;
 
 // ---- yield between two tasks ------------------------------------------------------------------
 
-void BM_Sched_Yield(benchmark::State& state) {
-  bool stop = false;
-  auto partner = gr::spawn([&] {
-    while (!stop) gr::yield();
-  });
-  gr::yield();  // start it: the first switch in makes its stack, not part of the steady state
-  for (auto _ : state) gr::yield();
-  stop = true;
-  partner.join();
-  state.SetItemsProcessed(2 * state.iterations());  // main -> partner, partner -> main
-}
+void BM_Sched_Yield(benchmark::State& state) { gr_bench::yield_ping_pong(state); }
 BENCHMARK(BM_Sched_Yield);
 
 void BM_BoostFiber_Yield(benchmark::State& state) {
@@ -119,16 +111,6 @@ BENCHMARK(BM_BoostFiber_SpawnJoin);
 
 // ---- memory per blocked task ---------------------------------------------------------------------
 
-std::size_t resident_bytes() {
-  std::FILE* f = std::fopen("/proc/self/statm", "r");
-  if (!f) return 0;
-  unsigned long long size = 0, resident = 0;
-  const int n = std::fscanf(f, "%llu %llu", &size, &resident);
-  std::fclose(f);
-  if (n != 2) return 0;
-  return static_cast<std::size_t>(resident) * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-}
-
 constexpr std::size_t blocked_count = 100'000;
 
 void report_memory(benchmark::State& state, std::size_t before, std::size_t after, std::size_t n) {
@@ -146,7 +128,7 @@ void BM_Sched_BlockedMemory(benchmark::State& state) {
     gr::semaphore gate{0, "gate"};
     gr::wait_group done;
     gr::trim_stack_pool();  // stacks pooled by earlier benchmarks would hide the cost of fresh ones
-    const std::size_t before = resident_bytes();
+    const std::size_t before = gr_bench::resident_bytes();
     std::size_t made = 0;
     try {
       for (; made < blocked_count; ++made) {
@@ -163,7 +145,7 @@ void BM_Sched_BlockedMemory(benchmark::State& state) {
       state.SkipWithError(e.what());
     }
     gr::yield();  // every task runs into its acquire and parks
-    const std::size_t after = resident_bytes();
+    const std::size_t after = gr_bench::resident_bytes();
     state.PauseTiming();
     gate.release(static_cast<std::ptrdiff_t>(made));
     done.wait();
@@ -188,7 +170,7 @@ void BM_BoostFiber_BlockedMemory(benchmark::State& state) {
     bool go = false;
     std::vector<boost::fibers::fiber> fibers;
     fibers.reserve(blocked_count);
-    const std::size_t before = resident_bytes();
+    const std::size_t before = gr_bench::resident_bytes();
     try {
       for (std::size_t i = 0; i < blocked_count; ++i)
         fibers.emplace_back([&] {
@@ -199,7 +181,7 @@ void BM_BoostFiber_BlockedMemory(benchmark::State& state) {
       state.SkipWithError(e.what());
     }
     boost::this_fiber::yield();  // every fiber runs into its wait
-    const std::size_t after = resident_bytes();
+    const std::size_t after = gr_bench::resident_bytes();
     state.PauseTiming();
     {
       std::lock_guard lock(m);

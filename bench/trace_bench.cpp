@@ -10,6 +10,8 @@
 // figures).
 #include <benchmark/benchmark.h>
 
+#include "bench_util.hpp"
+
 #include <gr/sched/task.hpp>
 #include <gr/sched/this_task.hpp>
 #include <gr/sched/trace.hpp>
@@ -18,25 +20,13 @@
 
 namespace {
 
-// yield_loop: BM_Sched_Yield's body.
-void yield_loop(benchmark::State& state) {
-  bool stop = false;
-  auto partner = gr::spawn([&] {
-    while (!stop) gr::yield();
-  });
-  gr::yield();  // start it: the first switch in makes its stack, not part of the steady state
-  for (auto _ : state) gr::yield();
-  stop = true;
-  partner.join();
-  state.SetItemsProcessed(2 * state.iterations());  // main -> partner, partner -> main
-}
 
 void count_event(const gr::trace_event&, void* user) { ++*static_cast<std::uint64_t*>(user); }
 
 void BM_Sched_Yield_TraceHook(benchmark::State& state) {
   std::uint64_t events = 0;
   gr::trace_hook old = gr::set_trace_hook(&count_event, &events);
-  yield_loop(state);
+  gr_bench::yield_ping_pong(state);
   gr::set_trace_hook(old);
   state.counters["events_per_switch"] =
       static_cast<double>(events) / static_cast<double>(2 * state.iterations());
@@ -45,7 +35,7 @@ BENCHMARK(BM_Sched_Yield_TraceHook);
 
 void BM_Sched_Yield_ChromeTrace(benchmark::State& state) {
   gr::start_chrome_trace("/dev/null");
-  yield_loop(state);
+  gr_bench::yield_ping_pong(state);
   gr::stop_chrome_trace();  // after the timed loop: writing the file is not measured
 }
 BENCHMARK(BM_Sched_Yield_ChromeTrace)->Iterations(200000);
