@@ -6,6 +6,8 @@
 //     counterpart to take one of them marks the state fired, so every other node is stale and
 //     skipped by every queue (chan_core::live_front).
 //   - Before select_run returns or throws, none of its nodes is linked in any queue.
+//   - A counterpart fires a select only once the case's value has moved (a recv node's slot is
+//     filled; a send node's value is taken, or its error set): a move that throws fires nothing.
 #include <gr/channel/detail/chan_core.hpp>
 #include <gr/channel/errors.hpp>
 #include <gr/channel/select.hpp>
@@ -73,8 +75,13 @@ channel_status chan_core::park_on(wait_queue& q, task_ctl* self, void* value, co
   const wait_reason why{verb, "channel", this, &name_};
   const wake_reason r = deadline == time_point::max() ? park(why) : park_until(why, deadline);
   if (me.signaled) {
-    if (me.closed && closed_error) *closed_error = std::move(me.error);
-    return me.closed ? channel_status::closed : channel_status::ok;
+    if (me.closed) {
+      if (closed_error) *closed_error = std::move(me.error);
+      return channel_status::closed;
+    }
+    if (me.error) [[unlikely]]  // a receiver failed to move our value into the buffer: not sent
+      std::rethrow_exception(me.error);
+    return channel_status::ok;
   }
   q.remove(me);
   raise_if_interrupted(r);

@@ -22,6 +22,24 @@
 //     operations show in deadlock reports ("waits to recv on channel 'jobs'"), and a cancelled task
 //     blocked in one wakes with gr::task_cancelled (nothing it sent or received is lost: an
 //     operation that completed as the cancel came returns normally).
+//
+// Exceptions from moving a T (T's move constructor; a T that cannot throw pays nothing for this).
+// The channel stays consistent, no waiter is left stranded, and no value is doubled or dropped
+// without the exception saying so:
+//   - send, try_send, send_until / send_for: strong. The call throws the exception and nothing
+//     changed: the value was not sent (`v` is as the failed move left it) and a receiver that was
+//     waiting for it still waits.
+//   - recv, try_recv, recv_until / recv_for: strong. The call throws and nothing changed: the
+//     value is still buffered, or still with its blocked sender, for the next receive.
+//   - The one move made on another task's behalf: a receive that takes the oldest value of a
+//     full buffer then moves the first blocked sender's value into the freed slot. If that
+//     throws, the receive still returns its value (throwing would lose it), and the exception
+//     goes to that sender: its send (send_until, select) throws it, its value not sent; the next
+//     blocked sender gets the slot. Strong for the receive; the send fails as if its own move
+//     had thrown.
+//   - select: as the operation its case performs. Passing the received value to a recv_case's
+//     handler moves it; if that throws, select throws it and that value is gone (basic). The
+//     range-for iterator likewise moves each value into itself (basic).
 // T may be move-only and needs no default constructor. A channel is neither copyable nor movable;
 // share it by reference (or std::shared_ptr). Use it only on its scheduler's thread.
 #pragma once
@@ -101,6 +119,12 @@ private:
   channel_status send_wait(T& v, time_point deadline, std::exception_ptr* closed_error = nullptr);
   channel_status recv_wait(std::optional<T>& out, time_point deadline);
   T* slot(std::size_t i) noexcept { return buf_ + (i < cap_ ? i : i - cap_); }
+  // pop_oldest: moves the oldest buffered value into `out` and frees its slot.
+  void pop_oldest(std::optional<T>& out);
+  // refill: after a receive freed a slot, moves the first blocked sender's value into it
+  // (T whose move may throw: a sender whose move throws gets the exception, and the next one
+  // tries).
+  void refill() noexcept;
 
   T* buf_ = nullptr;  // cap_ slots; [head_, head_ + count_) (mod cap_) hold values
 };

@@ -20,6 +20,8 @@
 //     own receive.
 //   - With no case that can ever fire, the select blocks forever: a cancel wakes it
 //     (gr::task_cancelled), and if nothing else can run, the main task gets gr::deadlock_error.
+//   - If moving a case's value throws, select throws the exception and the channels stay
+//     consistent; channel.hpp gives what each operation guarantees then.
 // It returns the index of the completed case, after calling that case's handler (if given).
 // Handlers run on the selecting task after the select is over, so they may block or select.
 #pragma once
@@ -146,7 +148,9 @@ struct send_case_t {
       },
       [](void* c, const detail::chan_node* n) {
         auto* self = static_cast<send_case_t*>(c);
-        if (n && n->closed) {  // closed while the select waited: the channel may be gone already
+        // Closed while the select waited (the channel may be gone already), or moving the value
+        // into the buffer threw (see channel.hpp): the value was not sent.
+        if (n && (n->closed || n->error)) {
           if (n->error) std::rethrow_exception(n->error);
           self->ch->throw_send_closed();
         }

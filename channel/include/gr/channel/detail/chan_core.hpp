@@ -22,8 +22,11 @@ struct select_state;
 struct chan_node : wait_node {
   void* value = nullptr;
   select_state* sel = nullptr;  // set when the node belongs to a select
-  std::exception_ptr error;     // close() of a blocked send: the channel_closed it raises, built
-                                // while the channel exists (the closer may destroy it at once)
+  std::exception_ptr error;     // why a blocked send failed, for its task to throw:
+                                //   closed: close()'s channel_closed, built while the channel
+                                //     exists (the closer may destroy it at once);
+                                //   not closed: what moving its value into a freed slot of the
+                                //     buffer threw (channel<T>::refill)
   std::uint32_t case_index = 0;
   bool closed = false;          // completed by close(), not by a value
 
@@ -80,16 +83,21 @@ protected:
     }
     return nullptr;
   }
-  // take_waiter: pops the first live waiter and claims it (firing its select, if any).
+  // claim: unlinks the live waiter `n` from `q` and claims it (firing its select, if any). Claim
+  // a waiter only once its value has moved, or to complete it with the exception the move threw
+  // (channel<T>::refill): a move that throws before the claim leaves the waiter queued and its
+  // select unfired, as if the operation had never found it.
+  static void claim(wait_queue& q, chan_node* n) noexcept {
+    q.remove(*n);
+    if (n->sel) {
+      n->sel->fired = true;
+      n->sel->index = n->case_index;
+    }
+  }
+  // take_waiter: pops the first live waiter and claims it.
   static chan_node* take_waiter(wait_queue& q) noexcept {
     chan_node* n = live_front(q);
-    if (n) {
-      q.remove(*n);
-      if (n->sel) {
-        n->sel->fired = true;
-        n->sel->index = n->case_index;
-      }
-    }
+    if (n) claim(q, n);
     return n;
   }
   // complete: the waiter's operation is done; it runs again soon.
@@ -102,7 +110,8 @@ protected:
   void close_core();
   // park_on: parks the current task `self` in `q` (send or recv) until completed, the deadline,
   // a cancel or a deadlock, with its wait node (on this frame) pointing at `value`. Returns ok /
-  // closed (completed) or timeout; throws on cancel / deadlock.
+  // closed (completed) or timeout; throws on cancel / deadlock, and rethrows what moving a
+  // blocked sender's value threw (chan_node::error).
   // `closed_error` receives the exception close() left for a blocked sender.
   channel_status park_on(wait_queue& q, task_ctl* self, void* value, const char* verb, time_point deadline,
                          std::exception_ptr* closed_error = nullptr);

@@ -4,11 +4,15 @@
 //   - At least one of recvq_ and sendq_ holds no live waiter.
 //   - A live receiver waits only while count_ == 0; a live sender only while count_ == cap_.
 //   - closed_ implies sendq_ is empty (close() completes every waiter).
+//   - A waiter is claimed (unlinked, its select fired) only after its value has moved: a T whose
+//     move throws must find the channel, and every waiter, as they were (see channel.hpp).
 #pragma once
 
 #include <gr/channel/channel.hpp>
 
+#include <exception>
 #include <memory>
+#include <type_traits>
 
 namespace gr {
 
@@ -26,13 +30,15 @@ channel<T>::~channel() {
 template <class T>
 channel_status channel<T>::offer(T& v) {
   if (closed_) return channel_status::closed;
-  if (detail::chan_node* r = take_waiter(recvq_)) {
-    static_cast<std::optional<T>*>(r->value)->emplace(std::move(v));  // straight to the receiver
+  if (detail::chan_node* r = live_front(recvq_)) {
+    // Straight to the receiver, claimed only once the value is there: a throw leaves it waiting.
+    static_cast<std::optional<T>*>(r->value)->emplace(std::move(v));
+    claim(recvq_, r);
     complete(r);
     return channel_status::ok;
   }
   if (count_ < cap_) {
-    std::construct_at(slot(head_ + count_), std::move(v));
+    std::construct_at(slot(head_ + count_), std::move(v));  // a throw leaves the slot free
     ++count_;
     return channel_status::ok;
   }
@@ -41,30 +47,59 @@ channel_status channel<T>::offer(T& v) {
 
 template <class T>
 channel_status channel<T>::take(std::optional<T>& out) {
-  if (detail::chan_node* s = take_waiter(sendq_)) {
+  if (detail::chan_node* s = live_front(sendq_)) {
     T& sent = *static_cast<T*>(s->value);
     if (cap_ == 0) {
-      out.emplace(std::move(sent));
-    } else {
+      out.emplace(std::move(sent));  // a throw leaves the sender waiting (claimed below)
+    } else if constexpr (std::is_nothrow_move_constructible_v<T>) {
       // The buffer is full: take the oldest value, and move the sender's into the freed slot.
       T* head = slot(head_);
       out.emplace(std::move(*head));
       std::destroy_at(head);
       std::construct_at(head, std::move(sent));
       head_ = head_ + 1 == cap_ ? 0 : head_ + 1;
+    } else {
+      // Two moves, and the second cannot be undone by a third that might throw as well: once
+      // the oldest value is ours, a throw while moving the sender's value in is the sender's.
+      pop_oldest(out);
+      refill();
+      return channel_status::ok;
     }
+    claim(sendq_, s);
     complete(s);
     return channel_status::ok;
   }
   if (count_ > 0) {
-    T* head = slot(head_);
-    out.emplace(std::move(*head));
-    std::destroy_at(head);
-    head_ = head_ + 1 == cap_ ? 0 : head_ + 1;
-    --count_;
+    pop_oldest(out);
     return channel_status::ok;
   }
   return closed_ ? channel_status::closed : channel_status::would_block;
+}
+
+template <class T>
+void channel<T>::pop_oldest(std::optional<T>& out) {
+  T* head = slot(head_);
+  out.emplace(std::move(*head));  // a throw leaves the value where it was
+  std::destroy_at(head);
+  head_ = head_ + 1 == cap_ ? 0 : head_ + 1;
+  --count_;
+}
+
+template <class T>
+void channel<T>::refill() noexcept {
+  while (detail::chan_node* s = live_front(sendq_)) {
+    claim(sendq_, s);
+    try {
+      std::construct_at(slot(head_ + count_), std::move(*static_cast<T*>(s->value)));
+    } catch (...) {
+      s->error = std::current_exception();  // its send throws it: the value was not sent
+      complete(s);
+      continue;  // the slot is still free: the next blocked sender's turn
+    }
+    ++count_;
+    complete(s);
+    return;
+  }
 }
 
 // send_wait / recv_wait: the fast path (the operation completes at once) stays small; the wait
