@@ -10,6 +10,12 @@
 //     pass_. A null transfer_t::fctx means the inject trampoline already did the resume bookkeeping.
 //   - exc_ is set only on a dead greenlet, from its death until the resumer rethrows it.
 //   - A dead greenlet has no live frames: body() destroys every local before its final jump.
+//   - parent_ of a non-root greenlet exists: ~greenlet passes its children to its own parent. A
+//     greenlet whose parent_ is not a root sits in that parent's child list (first_child_,
+//     next_sibling_, prev_link_); a root keeps none (prev_link_ is null), as it outlives them. While
+//     kill() unwinds a greenlet, its parent_ is the killer and its old parent is in the thread's
+//     kill frames, which ~greenlet updates too (the old parent, or the victim, may be destroyed
+//     meanwhile).
 #include <gr/greenlet/greenlet.hpp>
 
 #include <boost/context/detail/fcontext.hpp>
@@ -24,12 +30,21 @@ namespace ctx = boost::context::detail;
 
 namespace detail {
 
+// kill_frame: a kill() in progress, on the killer's stack. ~greenlet keeps it valid: when `home`
+// is destroyed it becomes home's parent; when `victim` is destroyed it becomes null.
+struct kill_frame {
+  greenlet* victim;
+  greenlet* home;     // the victim's parent before the kill, given back when the kill ends
+  kill_frame* outer;  // the thread's other kills in progress (they need not end in LIFO order)
+};
+
 // greenlet_thread: one per thread that uses greenlets; holds the root and the running greenlet.
 // Owned by the thread (see this_thread()); reached through one initial-exec thread-local pointer.
 struct greenlet_thread {
   greenlet* current = nullptr;
   eh_state* eh = nullptr;        // this thread's __cxa_eh_globals
   std::size_t live = 0;          // non-root greenlets created here and not yet destroyed
+  kill_frame* kills = nullptr;   // the kills in progress on this thread
   greenlet root;
 
   greenlet_thread() : root(greenlet::root_tag{}, this) {
@@ -162,7 +177,7 @@ greenlet::greenlet(greenlet* parent, stack s, bool owns_stack) {
   if (parent && parent->thread_ != &ts) [[unlikely]]
     throw error(fmt::format("gr::greenlet: the parent {} belongs to another thread", parent->describe()));
   thread_ = &ts;
-  parent_ = parent ? parent : &ts.root;
+  join_parent(parent ? parent : &ts.root);
   stack_ = s;
   owns_stack_ = owns_stack;
   ++ts.live;
@@ -189,21 +204,35 @@ greenlet::greenlet(function fn, greenlet* parent, stack user_memory) : greenlet(
 
 greenlet::~greenlet() {
   if (root_) return;
+  // Even an unstarted or dead greenlet may not be destroyed elsewhere: its thread's live count and
+  // its parent's and children's links change here, and their own thread changes them unlocked.
+  if (thread_ != tls_thread) [[unlikely]]
+    detail::fatal(fmt::format("{} was destroyed on another thread: destroy a greenlet on the thread that created it",
+                              describe()));
   if (state_ == state::active) {
-    if (thread_ != tls_thread)
-      detail::fatal(fmt::format("{} was destroyed on another thread while suspended", describe()));
     if (thread_->current == this) detail::fatal(fmt::format("{} was destroyed while running", describe()));
     try {
-      kill();
+      kill();  // refuses a greenlet in the running one's parent chain
     } catch (const std::exception& e) {
       detail::fatal(fmt::format("destroying {}: {}", describe(), e.what()));
     } catch (...) {
       detail::fatal(fmt::format("destroying {}: an exception escaped while it unwound", describe()));
     }
   }
+  GR_DEBUG_ASSERT(parent_->root_ ? !prev_link_ : *prev_link_ == this,
+                  "a greenlet is missing from its parent's child list");
+  // Leave the family: the children (unstarted, suspended or dead) go to this greenlet's parent,
+  // so every parent chain still ends at a root, and a pending kill() forgets this greenlet.
+  if (first_child_) [[unlikely]]
+    pass_children_to(parent_);
+  leave_parent();
+  for (detail::kill_frame* f = thread_->kills; f; f = f->outer) {
+    if (f->home == this) f->home = parent_;
+    if (f->victim == this) f->victim = nullptr;
+  }
   detail::san_destroy(san_);
   if (owns_stack_) release_stack(stack_);
-  if (thread_ == tls_thread) --thread_->live;
+  --thread_->live;
 }
 
 // ---- queries ------------------------------------------------------------------------------------
@@ -229,6 +258,33 @@ greenlet* greenlet::nearest_live() noexcept {
   return g;
 }
 
+bool greenlet::in_parent_chain_of(const greenlet* g) const noexcept {
+  for (const greenlet* a = g->parent_; a; a = a->parent_)
+    if (a == this) return true;
+  return false;
+}
+
+// pass_children_to: every child of this greenlet becomes a child of `p`; O(children).
+void greenlet::pass_children_to(greenlet* p) noexcept {
+  if (!first_child_) return;
+  if (p->root_) {
+    for (greenlet* c = std::exchange(first_child_, nullptr); c; c = c->next_sibling_) {
+      c->parent_ = p;
+      c->prev_link_ = nullptr;
+    }
+    return;
+  }
+  greenlet* last = first_child_;
+  for (greenlet* c = first_child_; c; c = c->next_sibling_) {
+    c->parent_ = p;
+    last = c;
+  }
+  last->next_sibling_ = p->first_child_;  // splice the whole list in front of p's children
+  if (p->first_child_) p->first_child_->prev_link_ = &last->next_sibling_;
+  first_child_->prev_link_ = &p->first_child_;
+  p->first_child_ = std::exchange(first_child_, nullptr);
+}
+
 void greenlet::set_parent(greenlet* p) {
   if (!p) throw error(fmt::format("gr::greenlet::set_parent: null parent for {}", describe()));
   if (root_) throw error(fmt::format("gr::greenlet::set_parent: {} is a root and has no parent", describe()));
@@ -239,7 +295,7 @@ void greenlet::set_parent(greenlet* p) {
     if (g == this)
       throw error(fmt::format("gr::greenlet::set_parent: making {} the parent of {} would make a cycle",
                               p->describe(), describe()));
-  parent_ = p;
+  set_parent_unchecked(p);
 }
 
 // ---- switching -----------------------------------------------------------------------------------
@@ -285,23 +341,44 @@ void greenlet::inject(inject_function fn) {
   inject_ = std::move(fn);
 }
 
+namespace {
+// end_kill: pops `f` from the thread's kills and gives the victim its old parent back. False if
+// the victim was destroyed while the kill waited (then there is nothing left to restore).
+bool end_kill(detail::greenlet_thread* ts, detail::kill_frame& f) noexcept {
+  detail::kill_frame** p = &ts->kills;
+  while (*p != &f) p = &(*p)->outer;
+  *p = f.outer;
+  if (!f.victim) return false;
+  f.victim->set_parent_unchecked(f.home);
+  return true;
+}
+}  // namespace
+
 void greenlet::kill() {
   check_thread("kill");
   if (root_) throw error(fmt::format("gr::greenlet::kill: {} cannot be killed", describe()));
   if (state_ != state::active) return;
-  greenlet* cur = thread_->current;
+  detail::greenlet_thread* ts = thread_;
+  greenlet* cur = ts->current;
   if (cur == this)
     throw error(fmt::format("gr::greenlet::kill: {} is running and cannot kill or destroy itself", describe()));
-  greenlet* old_parent = parent_;
-  parent_ = cur;  // the unwinding ends by resuming the killer, not the old parent
+  // An ancestor has a child, so the walk up the running greenlet's chain is rarely needed.
+  if (first_child_ && in_parent_chain_of(cur)) [[unlikely]]
+    throw error(fmt::format("gr::greenlet::kill: {} is in the parent chain of the running {} and cannot be killed "
+                            "or destroyed while it waits below it",
+                            describe(), cur->describe()));
+  // The unwinding ends by resuming the killer, not the old parent, which the frame keeps.
+  detail::kill_frame f{this, parent_, ts->kills};
+  ts->kills = &f;
+  set_parent_unchecked(cur);
   inject_ = [](void*) { throw greenlet_exit{}; };
   try {
     transfer(cur, this, nullptr);
   } catch (...) {
-    parent_ = old_parent;
+    end_kill(ts, f);
     throw;  // raised while it unwound: the killer sees it, as python-greenlet does
   }
-  parent_ = old_parent;
+  if (!end_kill(ts, f)) return;  // it switched away, and was destroyed before we got back
   if (state_ != state::dead)
     throw error(fmt::format("gr::greenlet::kill: {} caught gr::greenlet_exit and switched away instead of dying",
                             describe()));

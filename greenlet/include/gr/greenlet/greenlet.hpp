@@ -21,10 +21,16 @@
 //     inside a catch block neither loses nor leaks the exception being handled.
 //   - Destroying a started, unfinished greenlet raises gr::greenlet_exit inside it so every
 //     destructor on its stack runs; control then comes back to the destroyer.
+//   - Destroying a greenlet that is still the parent of others (unstarted, suspended or dead ones)
+//     hands them to its own parent: a destroyed greenlet leaves the parent chain as if it had never
+//     been in it, so a child that finishes later resumes the destroyed one's nearest live ancestor.
+//     A parent is not kept alive by its children (python-greenlet's references); the chain never
+//     dangles.
 //
 // Ownership and threads: a greenlet is owned by whoever constructed it; it may not be moved or
 // copied. It belongs to the thread that created it: switching to it from another thread throws
-// gr::error. Destroy it on its own thread (or, if unstarted or dead, anywhere).
+// gr::error. Destroy it on that thread too, whatever its state: the per-thread greenlet count and
+// the parent/child links are not synchronized (see ~greenlet).
 #pragma once
 
 #include <gr/runtime/detail/sanitizer.hpp>
@@ -71,9 +77,12 @@ public:
   greenlet(const greenlet&) = delete;
   greenlet& operator=(const greenlet&) = delete;
 
-  // ~greenlet: unwinds a suspended greenlet (see kill()) and frees its stack. Destroying the
-  // running greenlet, or a suspended one from another thread, is a bug that cannot be thrown from
-  // a destructor: it aborts with a message naming the greenlet. Call kill() first to get a gr::error.
+  // ~greenlet: unwinds a suspended greenlet (see kill()), hands its children to its parent (each
+  // child's parent() becomes this greenlet's parent()) and frees its stack. Misuse that cannot be
+  // thrown from a destructor aborts with a message naming the greenlet: destroying the running
+  // greenlet, a suspended greenlet in the running one's parent chain (see kill()), or any greenlet
+  // from a thread other than its own (even an unstarted or dead one: its thread's count and links
+  // are not synchronized). Call kill() first to get a gr::error for the first two.
   virtual ~greenlet();
 
   // switch_to: suspends the current greenlet and starts or resumes this one (or, if this one is
@@ -98,7 +107,9 @@ public:
   // dead, its destructors run. While it unwinds its parent is the caller (so control comes back
   // here, not to its parent); afterwards the old parent is restored, never resumed. Does nothing
   // to an unstarted or dead greenlet. Throws gr::error for the current greenlet, a root, another
-  // thread's greenlet, or one that swallows greenlet_exit and switches away instead of dying.
+  // thread's greenlet, a greenlet in the current one's parent chain (it waits below the running
+  // greenlet, which would return into it), or one that swallows greenlet_exit and switches away
+  // instead of dying.
   void kill();
 
   // reset: kill(), then make the greenlet unstarted again on the same stack: the next switch calls
@@ -109,7 +120,8 @@ public:
   static greenlet* root();
   static greenlet* current();
 
-  // parent: where control goes when this greenlet finishes (null only for a root).
+  // parent: where control goes when this greenlet finishes (null only for a root). Always a
+  // greenlet that exists: when a parent is destroyed, its children pass to its own parent.
   greenlet* parent() const noexcept { return parent_; }
   // set_parent: throws gr::error for a null parent, a parent of another thread, a root's parent,
   // or a parent that would make a cycle.
@@ -141,7 +153,10 @@ public:
   // greenlet, `to` belongs to the same thread, is not dead and is not `from`.
   static void* transfer(greenlet* from, greenlet* to, void* arg);
   // set_parent_unchecked: as set_parent, for callers that know the parent is valid.
-  void set_parent_unchecked(greenlet* p) noexcept { parent_ = p; }
+  void set_parent_unchecked(greenlet* p) noexcept {
+    leave_parent();
+    join_parent(p);
+  }
 
 protected:
   // For subclasses that supply their own body through run() and manage their own stack memory
@@ -173,6 +188,28 @@ private:
 
   void check_thread(const char* op) const;
   greenlet* nearest_live() noexcept;
+  bool in_parent_chain_of(const greenlet* g) const noexcept;
+
+  // join_parent / leave_parent: make `p` the parent (this goes to the front of its child list) /
+  // take this greenlet out of its parent's child list (parent_ is left as it was). A root keeps no
+  // list: it outlives every greenlet of its thread, so its children never need handing on.
+  void join_parent(greenlet* p) noexcept {
+    parent_ = p;
+    if (p->root_) {
+      prev_link_ = nullptr;
+      return;
+    }
+    next_sibling_ = p->first_child_;
+    if (next_sibling_) next_sibling_->prev_link_ = &next_sibling_;
+    prev_link_ = &p->first_child_;
+    p->first_child_ = this;
+  }
+  void leave_parent() noexcept {
+    if (!prev_link_) return;
+    *prev_link_ = next_sibling_;
+    if (next_sibling_) next_sibling_->prev_link_ = prev_link_;
+  }
+  void pass_children_to(greenlet* p) noexcept;
   [[noreturn]] void body(greenlet* from);
 
   void* ctx_ = nullptr;                   // saved fcontext while suspended
@@ -190,6 +227,14 @@ private:
   detail::fiber_sanitizer_state san_;
   function fn_;
   std::string name_;
+  // The greenlets whose parent_ is this one, in an intrusive list (so destruction can hand them
+  // on without a search): first_child_ heads it; next_sibling_ and prev_link_ (the pointer that
+  // points at this greenlet: its parent's first_child_ or its previous sibling's next_sibling_)
+  // link this greenlet into its parent's list; prev_link_ is null while the parent is a root.
+  // Kept out of the switch path's cache lines.
+  greenlet* first_child_ = nullptr;
+  greenlet* next_sibling_ = nullptr;
+  greenlet** prev_link_ = nullptr;
 };
 
 // switch_to: cgreenlet's spelling of g.switch_to(arg).
