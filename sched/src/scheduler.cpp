@@ -8,8 +8,10 @@
 //     twice.
 //   - The main task never finishes. When nothing is runnable and no timer can fire, the main task
 //     is blocked; the deadlock is delivered to it (wake_reason::deadlock).
-//   - sched.zombie is set only between a task's final switch and the next resume point, where the
-//     resumed task frees it (it cannot free itself: it is still on that stack).
+//   - sched.zombie is a finished task whose stack nobody freed yet (it could not free itself: it
+//     was still on that stack). The next task to resume through switch_task frees it; a task that
+//     resumes straight into its caller (yield's greenlet::yield_transfer) runs no code there, so
+//     finish_task, yield and snapshot() free a leftover zombie too before anything can see it.
 #include "sched_state.hpp"
 
 #include "debug_hooks.hpp"
@@ -273,6 +275,8 @@ void release_ref(task_ctl* t) noexcept {
 // finish_task: the task's function is over. Wakes its joiners, picks the next task and makes it
 // the greenlet's parent, so the greenlet's death switches straight to it.
 void finish_task(sched_state& s, task_ctl& t) {
+  if (s.zombie) [[unlikely]]
+    reap(s);  // the one before: its successor resumed straight into its caller
   GR_DEBUG_EVENT(s, trace_event::type::exit, &t, nullptr, nullptr, wake_reason::none,
                  t.exception ? &t.exception : nullptr);
   t.state = task_state::done;
@@ -372,11 +376,11 @@ inline void require_task_context(const sched_state& s) {
   require_task_context(s);
   task_ctl* self = s.current;
   self->state = task_state::blocked;
-  self->waiting = why;
+  self->waiting = &why;  // the caller's: it lives on until park returns
   self->wake = wake_reason::none;
   GR_DEBUG_EVENT(s, trace_event::type::block, self, nullptr, &why, wake_reason::none, nullptr);
   switch_task(s, self, pick_next(s));
-  self->waiting = {};
+  self->waiting = nullptr;
   return self->wake;
 }
 }  // namespace
@@ -412,7 +416,7 @@ void wake(task_ctl* t, wake_reason why) noexcept {
   if (t->state != task_state::blocked) return;
   t->wake = why;
   sched_state& s = *t->sched;
-  GR_DEBUG_EVENT(s, trace_event::type::wake, t, why == wake_reason::timeout ? nullptr : s.current, &t->waiting, why,
+  GR_DEBUG_EVENT(s, trace_event::type::wake, t, why == wake_reason::timeout ? nullptr : s.current, t->waiting, why,
                  nullptr);
   if (t->timer_index != task_ctl::npos) timer_remove(s, t);
   if (s.shutting_down) [[unlikely]] {
@@ -592,17 +596,36 @@ namespace {
 }  // namespace
 }  // namespace detail
 
-[[gnu::flatten]] void yield() {
+namespace detail {
+namespace {
+// Out of line, so yield() keeps no local whose address escapes: GCC then compiles its last call
+// as a tail call (a jmp), which is what lets yield_transfer return straight into yield's caller.
+[[gnu::noinline]] void fire_expired_for_yield(sched_state& s) { fire_expired(s); }
+[[gnu::noinline, gnu::cold]] void reap_for_yield(sched_state& s) noexcept { reap(s); }
+}  // namespace
+}  // namespace detail
+
+// Not flattened (see fire_expired_for_yield): BM_Sched_Yield and the disassembly show whether the
+// call to yield_transfer stays a jmp.
+void yield() {
   detail::sched_state& s = detail::this_sched();
   detail::require_task_context(s);
-  if (!s.timers.empty() && (++s.tick & 63) == 0) detail::fire_expired(s);
+  if (!s.timers.empty() && (++s.tick & 63) == 0) detail::fire_expired_for_yield(s);
   detail::task_ctl* next = s.pop_ready();
   if (!next) return;
   if (!s.custom) [[likely]]
     detail::prefetch_ahead(next);
   detail::task_ctl* self = s.current;
   s.push_ready(self);
-  detail::switch_task(s, self, next);
+  // switch_task's work, all of it before the switch: the yielding task comes back through
+  // yield_transfer straight into yield's caller, running nothing of ours on the way.
+  next->state = detail::task_state::running;
+  GR_DEBUG_EVENT(s, trace_event::type::switch_, self, next, nullptr, detail::wake_reason::none, nullptr);
+  ++next->switches;
+  s.current = next;
+  if (s.zombie) [[unlikely]]
+    detail::reap_for_yield(s);
+  greenlet::yield_transfer(self->gl, next->gl);  // the tail call
 }
 
 void sleep_until(time_point deadline) {
@@ -688,6 +711,7 @@ std::size_t scheduler::task_count() const noexcept { return state_->live; }
 void scheduler::set_unjoined_handler(unjoined_handler h) { state_->unjoined = std::move(h); }
 
 std::vector<task_info> scheduler::snapshot() const {
+  if (state_->zombie) detail::reap(*state_);  // see the zombie invariant at the top
   std::vector<task_info> out;
   for (detail::task_ctl* t = &state_->main; t; t = t->all_next) out.push_back(detail::info_of(*t));
   return out;
@@ -720,7 +744,7 @@ task_info info_of(const task_ctl& t) {
     case task_state::blocked: i.state = "blocked"; break;
     case task_state::done: i.state = "done"; break;
   }
-  if (t.state == task_state::blocked && t.waiting.verb) i.waiting = describe_wait(t.waiting);
+  if (t.state == task_state::blocked && t.waiting && t.waiting->verb) i.waiting = describe_wait(*t.waiting);
   i.has_deadline = t.timer_index != task_ctl::npos;
   i.deadline = t.deadline;
   i.spawned_at = where_of(t);

@@ -27,7 +27,11 @@
 #
 # Layout of the save area at ctx (x86_64 SysV, Boost 1.81's jump_x86_64_sysv_elf_gas.S):
 #   +0x00 mxcsr, x87 control word   +0x08 (unused)   +0x10 r12  +0x18 r13  +0x20 r14  +0x28 r15
-#   +0x30 rbx  +0x38 rbp  +0x40 return address (rip)  and the stack pointer after the return: ctx+0x48.
+#   +0x30 rbx  +0x38 rbp  +0x40 return address (rip). greenlet.cpp enters jump_fcontext by push + jmp
+#   after stepping over the 128-byte red zone, so the stack pointer the compiler expects at the
+#   return address is ctx + 0x48 + 128; except for a greenlet suspended by yield_transfer (its
+#   resume_direct_ is set): that one returns straight into its caller, whose stack pointer is
+#   ctx + 0x48.
 
 import re
 import struct
@@ -37,7 +41,8 @@ import gdb.unwinder
 
 _CTX_REGS = (("r12", 0x10), ("r13", 0x18), ("r14", 0x20), ("r15", 0x28), ("rbx", 0x30), ("rbp", 0x38))
 _CTX_RIP = 0x40
-_CTX_SP_AFTER = 0x48
+_CTX_SP_AFTER = 0x48 + 128
+_CTX_SP_AFTER_DIRECT = 0x48
 
 _STATES = {0: "runnable", 1: "running", 2: "blocked", 3: "done"}
 _STATE_DONE = 3
@@ -113,6 +118,8 @@ class _Greenlet:
     def __init__(self, ptr):
         a = int(ptr)
         self.ctx = _u64(a + _offset("gr::greenlet", "ctx_"))
+        direct = _read(a + _offset("gr::greenlet", "resume_direct_"), 1)[0]
+        self.sp_after = _CTX_SP_AFTER_DIRECT if direct else _CTX_SP_AFTER
         self.state = _read(a + _offset("gr::greenlet", "state_"), 1)[0]
         stk = a + _offset("gr::greenlet", "stack_")
         self.stack_base = _u64(stk + _offset("gr::stack", "base"))
@@ -279,7 +286,7 @@ def _task_line(sched, t, sp_of_running):
     state = int(t["state"])
     line += ": " + _STATES.get(state, "state %d" % state)
     if state == 2:
-        waiting = _describe_wait(t["waiting"])
+        waiting = _describe_wait(t["waiting"].dereference()) if int(t["waiting"]) != 0 else ""
         if waiting:
             line += ", waits to " + waiting
     now = _ns(sched["last_now"])
@@ -369,6 +376,7 @@ class _TaskUnwinder(gdb.unwinder.Unwinder):
     def __init__(self):
         super().__init__("gr-task")
         self.ctx = None
+        self.sp_after = _CTX_SP_AFTER
 
     def __call__(self, pending_frame):
         if self.ctx is None or pending_frame.level() != 0:
@@ -381,7 +389,7 @@ class _TaskUnwinder(gdb.unwinder.Unwinder):
         # anywhere relative to the stack this frame runs on.
         info = pending_frame.create_unwind_info(_FrameId(gdb.Value(ctx).cast(sp.type), pc))
         info.add_saved_register("rip", gdb.Value(_u64(ctx + _CTX_RIP)).cast(pc.type))
-        info.add_saved_register("rsp", gdb.Value(ctx + _CTX_SP_AFTER).cast(sp.type))
+        info.add_saved_register("rsp", gdb.Value(ctx + self.sp_after).cast(sp.type))
         for reg, off in _CTX_REGS:
             info.add_saved_register(reg, gdb.Value(_u64(ctx + off)).cast(pending_frame.read_register(reg).type))
         return info
@@ -453,6 +461,7 @@ def _backtrace(sched, t, words):
         raise gdb.GdbError("gr bt: only x86_64 is supported (this is %s)" % arch)
     with _selection():
         _unwinder.ctx = gl.ctx
+        _unwinder.sp_after = gl.sp_after
         gdb.invalidate_cached_frames()
         try:
             text = gdb.execute("bt " + _bt_args(words, 1), to_string=True)

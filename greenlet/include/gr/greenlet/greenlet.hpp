@@ -152,6 +152,13 @@ public:
   // transfer: the unchecked switch. Preconditions (checked in debug builds): `from` is the current
   // greenlet, `to` belongs to the same thread, is not dead and is not `from`.
   static void* transfer(greenlet* from, greenlet* to, void* arg);
+  // yield_transfer: transfer(from, to, nullptr) for a caller that wants no value back and makes
+  // this call its last act (a tail call, as the scheduler's yield does). `from` is then suspended
+  // at its caller's return address: resuming it jumps straight back into the caller's caller, with
+  // no return to mispredict and no bookkeeping on the way. Where that cannot be (ASan/TSan builds,
+  // whose fiber annotations need code on the resumed side; `to` unstarted or with an injection
+  // pending) it is transfer(). Same preconditions as transfer().
+  static void yield_transfer(greenlet* from, greenlet* to);
   // set_parent_unchecked: as set_parent, for callers that know the parent is valid.
   void set_parent_unchecked(greenlet* p) noexcept {
     leave_parent();
@@ -217,13 +224,16 @@ private:
   detail::greenlet_thread* thread_ = nullptr;
   void* pass_ = nullptr;                  // the value this greenlet carries when it switches away
   std::exception_ptr exc_;                // set when it died by an exception, until a resumer takes it
-  std::exception_ptr pending_throw_;      // throw_in on an unstarted greenlet
+  std::exception_ptr pending_throw_;      // throw_in on an unstarted greenlet, or what an injection threw
+                                          // (until the resumed switch rethrows it)
   inject_function inject_;
   detail::eh_state eh_;
   stack stack_;
   state state_ = state::unstarted;
   bool root_ = false;
   bool owns_stack_ = false;
+  bool resume_direct_ = false;            // suspended by yield_transfer: its saved context returns
+                                          // straight into its caller, at ctx_ + 0x48 (tools/gdb/gr.py)
   detail::fiber_sanitizer_state san_;
   function fn_;
   std::string name_;
