@@ -191,15 +191,21 @@ struct greenlet_access {
     return true;
   }
 
-  // jump: leaves `from` (the running greenlet) for `to`, starting `to` if unstarted and running
-  // its injection first if one is pending. Returns when something switches back to `from`.
-  static ctx::transfer_t jump(greenlet* from, greenlet* to, bool from_dying) {
+  // leave: what every switch does on `from`'s side before the jump: checks its stack's canary,
+  // hands the C++ exception globals over to `to`, and makes `to` the thread's current greenlet.
+  [[gnu::always_inline]] static void leave(greenlet* from, greenlet* to) {
     detail::greenlet_thread* ts = from->thread_;
     if (!detail::canary_intact(from->stack_)) [[unlikely]]
       detail::canary_failure(from->stack_, from->name_.c_str(), from);
     from->eh_ = *ts->eh;
     *ts->eh = to->eh_;
     ts->current = to;
+  }
+
+  // jump: leaves `from` (the running greenlet) for `to`, starting `to` if unstarted and running
+  // its injection first if one is pending. Returns when something switches back to `from`.
+  static ctx::transfer_t jump(greenlet* from, greenlet* to, bool from_dying) {
+    leave(from, to);
     from->resume_direct_ = false;
     if (to->state_ == greenlet::state::unstarted) [[unlikely]] {
       to->ctx_ = ctx::make_fcontext(to->stack_.top(), to->stack_.size, &entry);
@@ -433,12 +439,7 @@ void greenlet::yield_transfer(greenlet* from, greenlet* to) {
   GR_DEBUG_ASSERT(to->thread_ == from->thread_ && to != from && !to->dead(), "bad yield_transfer target");
 #if GR_DIRECT_RESUME
   if (to->state_ == state::active && !to->inject_) [[likely]] {
-    detail::greenlet_thread* ts = from->thread_;
-    if (!detail::canary_intact(from->stack_)) [[unlikely]]
-      detail::canary_failure(from->stack_, from->name_.c_str(), from);
-    from->eh_ = *ts->eh;
-    *ts->eh = to->eh_;
-    ts->current = to;
+    greenlet_access::leave(from, to);
     from->pass_ = nullptr;
     from->resume_direct_ = true;
     gr_fcontext_tail_jump(to->ctx_, from, &from->ctx_);  // a tail call: see gr_fcontext_tail_jump
