@@ -1,8 +1,8 @@
 # cmake -DEXE=<program> [-DARGS="<arguments>"] -DEXPECTED=<file> -P run_example.cmake
 # cmake -DEXE=<program> [-DARGS="<arguments>"] -DEXPECT_FAILURE=ON -DEXPECTED_STDERR=<text> -P run_example.cmake
-# compare_output.cmake for a program run with arguments (split as a shell would): by default it
-# must exit with 0, print exactly EXPECTED and nothing on stderr; with EXPECT_FAILURE it must exit
-# with a non-zero status and print EXPECTED_STDERR somewhere on stderr (a bad command line).
+# Runs an example, with ARGS if given (split as a shell would). By default it must exit with 0,
+# print exactly EXPECTED and nothing on stderr; with EXPECT_FAILURE it must exit with a non-zero
+# status and print EXPECTED_STDERR somewhere on stderr (a bad command line).
 if(NOT EXE OR (NOT EXPECTED AND NOT EXPECT_FAILURE))
   message(FATAL_ERROR "usage: cmake -DEXE=<program> [-DARGS=...] (-DEXPECTED=<file> | -DEXPECT_FAILURE=ON "
                       "-DEXPECTED_STDERR=<text>) -P run_example.cmake")
