@@ -7,12 +7,10 @@
 
 #include <cstdio>
 
-// 1. Switching. test1 and test2 hand control back and forth. When test1 returns, gr1 is dead and
-// its parent (main) resumes and prints "end", so 78 is never printed: gr2 stays suspended in its
-// switch until it is destroyed at the end of the scope, which unwinds its stack without running
-// the rest.
-void switching() {
-  std::puts("-- 1. switching between two greenlets (78 is never printed)");
+// test1 and test2 of python-greenlet's first examples: each prints, switches to the other, prints
+// again. run_pair() makes gr1 and gr2 on them and starts gr1; `gr1_under_gr2` makes gr2 gr1's
+// parent first.
+void run_pair(bool gr1_under_gr2) {
   gr::greenlet* gr1 = nullptr;
   gr::greenlet* gr2 = nullptr;
   gr::greenlet test1([&](void*) -> void* {
@@ -29,7 +27,16 @@ void switching() {
   });
   gr1 = &test1;
   gr2 = &test2;
+  if (gr1_under_gr2) gr1->set_parent(gr2);
   gr1->switch_to();
+}
+
+// 1. Switching. When test1 returns, gr1 is dead and its parent (main) resumes and prints "end", so
+// 78 is never printed: gr2 stays suspended in its switch until it is destroyed at the end of
+// run_pair, which unwinds its stack without running the rest.
+void switching() {
+  std::puts("-- 1. switching between two greenlets (78 is never printed)");
+  run_pair(false);
   std::puts("end");
 }
 
@@ -37,24 +44,7 @@ void switching() {
 // where it switched away and prints 78; when test2 returns, its parent (main) resumes.
 void parents() {
   std::puts("-- 2. gr1's parent is gr2, so test2 finishes too");
-  gr::greenlet* gr1 = nullptr;
-  gr::greenlet* gr2 = nullptr;
-  gr::greenlet test1([&](void*) -> void* {
-    std::puts("12");
-    gr2->switch_to();
-    std::puts("34");
-    return nullptr;
-  });
-  gr::greenlet test2([&](void*) -> void* {
-    std::puts("56");
-    gr1->switch_to();
-    std::puts("78");
-    return nullptr;
-  });
-  gr1 = &test1;
-  gr2 = &test2;
-  gr1->set_parent(gr2);
-  gr1->switch_to();
+  run_pair(true);
 }
 
 // 3. Passing values. The first switch into a greenlet passes its argument to the function; later
