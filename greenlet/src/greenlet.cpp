@@ -228,7 +228,9 @@ struct greenlet_access {
   static void* resumed(greenlet* self, ctx::transfer_t t) {
     auto* prev = static_cast<greenlet*>(t.data);
     if (t.fctx) [[likely]] {
-      prev->ctx_ = t.fctx;
+#if !GR_FCONTEXT_ASM
+      prev->ctx_ = t.fctx;  // the asm entry stored it already, before the jump
+#endif
       detail::san_finish_switch(self->san_, &prev->san_);
     } else if (self->pending_throw_) [[unlikely]] {
       std::rethrow_exception(std::exchange(self->pending_throw_, nullptr));  // thrown by an injection
