@@ -69,7 +69,7 @@ namespace {
 // The asm steps over the 128-byte red zone first (the compiler may keep data below the stack
 // pointer), so a suspended context's stack pointer after its return is ctx + 0x48 + 128
 // (tools/gdb/gr.py relies on it). It stores the context jump_fcontext is about to save in *save
-// itself, so a greenlet resumed by gr_fcontext_tail_jump's path (which runs no resume
+// itself, so a greenlet resumed by the direct path (gr_fcontext_tail_jump: no resume
 // bookkeeping) still finds its switcher's ctx_ up to date. jump_fcontext keeps the callee-saved
 // registers, mxcsr and the x87 control word; everything a call may clobber is declared clobbered.
 #if defined(__x86_64__) && !defined(GR_PLAIN_FCONTEXT_CALL)
@@ -121,17 +121,32 @@ inline ctx::transfer_t fcontext_ontop(ctx::fcontext_t to, void* data, void**,
 }
 #endif
 
-// gr_fcontext_tail_jump(to, data, save): jump_fcontext(to, data) for greenlet::yield_transfer,
-// after storing in *save the context it is about to save. Reached by the caller's tail call, its
-// return address is the caller's caller's: the suspended greenlet resumes straight there by
-// jump_fcontext's indirect jmp, with no ret to mispredict and nothing of the switch left on its
-// stack, at a stack pointer of ctx + 0x48 (no red-zone step: nothing runs below the caller's
-// frame). An ordinary function to C++: called rather than tail-called, it returns into its
-// caller, which is as correct, only slower. Not under ASan/TSan, whose fiber annotations need
-// the resumed side to run code.
+// Direct resume. gr_fcontext_tail_jump(to, data, save) is jump_fcontext(to, data) entered by a
+// tail call: the suspended greenlet's return address is its caller's caller's, so on resumption it
+// skips every frame of the switch and lands straight in the code that asked for it (as Go's gogo
+// does), with no ret to mispredict and no bookkeeping on the way. It stores in *save the context
+// it is about to save. It serves greenlet::yield_transfer, whose caller wants no value back: the
+// caller's return address is at ctx + 0x40, its stack pointer after the return ctx + 0x48.
+//
+// gr_fcontext_tail_switch(to, data, save) is the same for switch_to, whose caller wants the value:
+// it pushes gr_direct_resume as the address jump_fcontext resumes at, which moves the resumer's
+// transfer_t::data into rax and jumps to the real return address. So a direct-suspended greenlet
+// resumes with the data of the jump that resumes it as its value: the protocol every resumer keeps
+// (greenlet_access::jump, the trampolines). A padding word under it keeps the stack 16-byte
+// aligned for an ontop trampoline, which runs with gr_direct_resume as its return address: the
+// caller's return address is at ctx + 0x50, its stack pointer after the return ctx + 0x58.
+//
+// tools/gdb/gr.py reads both layouts (greenlet::resume_). No red-zone step: nothing runs below the
+// caller's frame. To C++ both are ordinary functions: called rather than tail-called (at -O0),
+// they return into their caller, which is as correct, only slower. What an injection or a dying
+// child throws into such a greenlet is raised at the trampoline's return, which unwinds like a
+// return into the caller (gr_direct_resume's CFI says so; its leading nop keeps the return
+// address - 1 inside its FDE). Not under ASan/TSan, whose fiber annotations need the resumed side
+// to run code.
 #if GR_FCONTEXT_ASM && !GR_ASAN && !GR_TSAN
 #define GR_DIRECT_RESUME 1
-extern "C" void gr_fcontext_tail_jump(void* to, void* data, void** save) noexcept;
+extern "C" void gr_fcontext_tail_jump(void* to, void* data, void** save);
+extern "C" void* gr_fcontext_tail_switch(void* to, void* data, void** save);
 asm(R"(
   .text
   .p2align 4
@@ -142,9 +157,44 @@ gr_fcontext_tail_jump:
   .cfi_startproc
   leaq -0x40(%rsp), %rax
   movq %rax, (%rdx)
-  jmp jump_fcontext@PLT
+  jmp *jump_fcontext@GOTPCREL(%rip)
   .cfi_endproc
   .size gr_fcontext_tail_jump, .-gr_fcontext_tail_jump
+
+  .p2align 4
+  .type gr_direct_resume_fde, @function
+gr_direct_resume_fde:
+  .cfi_startproc
+  .cfi_def_cfa_offset 16
+  nop
+  .globl gr_direct_resume
+  .hidden gr_direct_resume
+gr_direct_resume:
+  movq %rdx, %rax
+  movq 8(%rsp), %rcx
+  leaq 16(%rsp), %rsp
+  .cfi_def_cfa_offset 0
+  .cfi_register %rip, %rcx
+  jmp *%rcx
+  .cfi_endproc
+  .size gr_direct_resume_fde, .-gr_direct_resume_fde
+
+  .p2align 4
+  .globl gr_fcontext_tail_switch
+  .hidden gr_fcontext_tail_switch
+  .type gr_fcontext_tail_switch, @function
+gr_fcontext_tail_switch:
+  .cfi_startproc
+  leaq gr_direct_resume(%rip), %rax
+  subq $8, %rsp
+  .cfi_adjust_cfa_offset 8
+  pushq %rax
+  .cfi_adjust_cfa_offset 8
+  leaq -0x40(%rsp), %rax
+  movq %rax, (%rdx)
+  jmp *jump_fcontext@GOTPCREL(%rip)
+  .cfi_endproc
+  .size gr_fcontext_tail_switch, .-gr_fcontext_tail_switch
 )");
 #endif
 
@@ -164,7 +214,7 @@ struct thread_owner {
 
 bool query_running(detail::running_stack& out) noexcept;
 
-detail::greenlet_thread& init_thread() {
+[[gnu::cold, gnu::noinline]] detail::greenlet_thread& init_thread() {
   static thread_local thread_owner owner;
   owner.state = new detail::greenlet_thread();
   tls_thread = owner.state;
@@ -206,7 +256,7 @@ struct greenlet_access {
   // its injection first if one is pending. Returns when something switches back to `from`.
   static ctx::transfer_t jump(greenlet* from, greenlet* to, bool from_dying) {
     leave(from, to);
-    from->resume_direct_ = false;
+    from->resume_ = greenlet::resume::in_switch;
     if (to->state_ == greenlet::state::unstarted) [[unlikely]] {
       to->ctx_ = ctx::make_fcontext(to->stack_.top(), to->stack_.size, &entry);
       to->state_ = greenlet::state::active;
@@ -217,10 +267,16 @@ struct greenlet_access {
     detail::san_start_switch(from->san_, to->san_, from_dying);
     if (to->inject_) [[unlikely]]
       return fcontext_ontop(to->ctx_, from, &from->ctx_, &inject_trampoline);
-    // A greenlet that resumes straight into its caller runs no resumed(): an exception its dying
-    // child leaves is thrown from its stack's top instead (see rethrow_trampoline).
-    if (from_dying && from->exc_ && to->resume_direct_) [[unlikely]]
-      return fcontext_ontop(to->ctx_, from, &from->ctx_, &rethrow_trampoline);
+#if GR_DIRECT_RESUME
+    // A greenlet that resumes straight into its caller runs no resumed(): it takes the value as
+    // the jump's data, and an exception its dying child leaves is thrown from its stack's top
+    // instead (see rethrow_trampoline).
+    if (to->resume_ != greenlet::resume::in_switch) {
+      if (from_dying && from->exc_) [[unlikely]]
+        return fcontext_ontop(to->ctx_, from, &from->ctx_, &rethrow_trampoline);
+      return fcontext_jump(to->ctx_, from->pass_, &from->ctx_);
+    }
+#endif
     return fcontext_jump(to->ctx_, from, &from->ctx_);
   }
 
@@ -258,17 +314,19 @@ struct greenlet_access {
   // What the injected code throws is caught here and rethrown by resumed(), in the target's
   // switch: no unwinder may walk from here into the suspended frame, whose stack pointer the
   // push + jmp entry moved past the red zone (see fcontext_jump).
-  // A greenlet suspended by yield_transfer has its caller's frame right below this one, entered
-  // as by a return: there the exception goes straight up, as if thrown by the call it made.
+  // A greenlet suspended by yield_transfer or switch_to's direct path has its caller's frame (or
+  // gr_direct_resume, then the caller's) right below this one, entered as by a return: there the
+  // exception goes straight up, as if thrown by the call it made, and a normal return hands the
+  // value over as data (gr_direct_resume's protocol).
   static ctx::transfer_t inject_trampoline(ctx::transfer_t t) {
     auto* prev = static_cast<greenlet*>(t.data);
     greenlet* self = prev->thread_->current;
     prev->ctx_ = t.fctx;
     detail::san_finish_switch(self->san_, &prev->san_);
     greenlet::inject_function fn = std::exchange(self->inject_, nullptr);
-    if (self->resume_direct_) {
+    if (self->resume_ != greenlet::resume::in_switch) {
       fn(prev->pass_);
-      return {nullptr, prev};
+      return {nullptr, prev->pass_};
     }
     try {
       fn(prev->pass_);
@@ -278,7 +336,7 @@ struct greenlet_access {
     return {nullptr, prev};
   }
 
-  // rethrow_trampoline: a child died by an exception into a greenlet suspended by yield_transfer:
+  // rethrow_trampoline: a child died by an exception into a direct-suspended greenlet:
   // raised on its stack as if by the call that suspended it (the frame below is that caller's).
   static ctx::transfer_t rethrow_trampoline(ctx::transfer_t t) {
     auto* prev = static_cast<greenlet*>(t.data);
@@ -373,10 +431,7 @@ std::string greenlet::describe() const {
   return fmt::format("greenlet {}", static_cast<const void*>(this));
 }
 
-void greenlet::check_thread(const char* op) const {
-  if (thread_ != &this_thread()) [[unlikely]]
-    throw error(fmt::format("gr::greenlet::{}: {} belongs to another thread", op, describe()));
-}
+
 
 greenlet* greenlet::nearest_live() noexcept {
   greenlet* g = this;
@@ -443,22 +498,47 @@ void greenlet::yield_transfer(greenlet* from, greenlet* to) {
   if (to->state_ == state::active && !to->inject_) [[likely]] {
     greenlet_access::leave(from, to);
     from->pass_ = nullptr;
-    from->resume_direct_ = true;
-    gr_fcontext_tail_jump(to->ctx_, from, &from->ctx_);  // a tail call: see gr_fcontext_tail_jump
+    void* data = to->resume_ != resume::in_switch ? nullptr : static_cast<void*>(from);  // see greenlet_access::jump
+    from->resume_ = resume::to_caller;
+    gr_fcontext_tail_jump(to->ctx_, data, &from->ctx_);  // a tail call: see gr_fcontext_tail_jump
     return;
   }
 #endif
   transfer(from, to, nullptr);
 }
 
+namespace {
+[[noreturn, gnu::cold, gnu::noinline]] void throw_foreign(const greenlet& g, const char* op) {
+  throw error(fmt::format("gr::greenlet::{}: {} belongs to another thread", op, g.describe()));
+}
+}  // namespace
+
+// Kept free of calls but the last (a greenlet of this thread means its state exists, so a thread
+// that has none yet is another thread): no stack frame, and the switch is a tail call.
 void* greenlet::switch_to(void* arg) {
-  detail::greenlet_thread& ts = this_thread();
-  if (thread_ != &ts) [[unlikely]]
-    throw error(fmt::format("gr::greenlet::switch_to: {} belongs to another thread", describe()));
-  greenlet* to = state_ == state::dead ? nearest_live() : this;
-  greenlet* from = ts.current;
-  if (to == from) return arg;
+  detail::greenlet_thread* ts = tls_thread;
+  if (thread_ != ts) [[unlikely]]
+    throw_foreign(*this, "switch_to");
+  greenlet* to = this;
+  while (to->state_ == state::dead) to = to->parent_;
+  greenlet* from = ts->current;
+  if (to == from) [[unlikely]]
+    return arg;
+#if GR_DIRECT_RESUME
+  if (to->state_ == state::active && !to->inject_) [[likely]] {
+    greenlet_access::leave(from, to);
+    from->pass_ = arg;
+    void* data = to->resume_ != resume::in_switch ? arg : static_cast<void*>(from);  // see greenlet_access::jump
+    from->resume_ = resume::to_caller_with_value;
+    return gr_fcontext_tail_switch(to->ctx_, data, &from->ctx_);  // a tail call: see gr_fcontext_tail_switch
+  }
+#endif
   return transfer(from, to, arg);
+}
+
+void greenlet::check_thread(const char* op) const {
+  if (thread_ != tls_thread) [[unlikely]]
+    throw_foreign(*this, op);
 }
 
 void* greenlet::throw_in(std::exception_ptr e) {

@@ -29,9 +29,11 @@
 #   +0x00 mxcsr, x87 control word   +0x08 (unused)   +0x10 r12  +0x18 r13  +0x20 r14  +0x28 r15
 #   +0x30 rbx  +0x38 rbp  +0x40 return address (rip). greenlet.cpp enters jump_fcontext by push + jmp
 #   after stepping over the 128-byte red zone, so the stack pointer the compiler expects at the
-#   return address is ctx + 0x48 + 128; except for a greenlet suspended by yield_transfer (its
-#   resume_direct_ is set): that one returns straight into its caller, whose stack pointer is
-#   ctx + 0x48.
+#   return address is ctx + 0x48 + 128. A greenlet suspended to resume straight into its caller
+#   (greenlet::resume_, see greenlet.cpp) has other layouts: after yield_transfer the return address
+#   at +0x40 is its caller's, whose stack pointer is ctx + 0x48; after switch_to's direct path +0x40
+#   holds gr_direct_resume, a padding word follows, and the caller's return address is at +0x50,
+#   with the stack pointer ctx + 0x58.
 
 import re
 import struct
@@ -40,9 +42,8 @@ import gdb
 import gdb.unwinder
 
 _CTX_REGS = (("r12", 0x10), ("r13", 0x18), ("r14", 0x20), ("r15", 0x28), ("rbx", 0x30), ("rbp", 0x38))
-_CTX_RIP = 0x40
-_CTX_SP_AFTER = 0x48 + 128
-_CTX_SP_AFTER_DIRECT = 0x48
+# (offset of the return address, stack pointer after it) by greenlet::resume_
+_CTX_LAYOUT = {0: (0x40, 0x48 + 128), 1: (0x40, 0x48), 2: (0x50, 0x58)}
 
 _STATES = {0: "runnable", 1: "running", 2: "blocked", 3: "done"}
 _STATE_DONE = 3
@@ -118,8 +119,10 @@ class _Greenlet:
     def __init__(self, ptr):
         a = int(ptr)
         self.ctx = _u64(a + _offset("gr::greenlet", "ctx_"))
-        direct = _read(a + _offset("gr::greenlet", "resume_direct_"), 1)[0]
-        self.sp_after = _CTX_SP_AFTER_DIRECT if direct else _CTX_SP_AFTER
+        resume = _read(a + _offset("gr::greenlet", "resume_"), 1)[0]
+        if resume not in _CTX_LAYOUT:
+            raise gdb.GdbError("gr: greenlet 0x%x has resume_ %d: gr.py does not match this build of gr" % (a, resume))
+        self.rip_at, self.sp_after = _CTX_LAYOUT[resume]
         self.state = _read(a + _offset("gr::greenlet", "state_"), 1)[0]
         stk = a + _offset("gr::greenlet", "stack_")
         self.stack_base = _u64(stk + _offset("gr::stack", "base"))
@@ -376,7 +379,7 @@ class _TaskUnwinder(gdb.unwinder.Unwinder):
     def __init__(self):
         super().__init__("gr-task")
         self.ctx = None
-        self.sp_after = _CTX_SP_AFTER
+        self.rip_at, self.sp_after = _CTX_LAYOUT[0]
 
     def __call__(self, pending_frame):
         if self.ctx is None or pending_frame.level() != 0:
@@ -388,7 +391,7 @@ class _TaskUnwinder(gdb.unwinder.Unwinder):
         # whose next frame looks "inner" (below) the one before, and the task's stack may lie
         # anywhere relative to the stack this frame runs on.
         info = pending_frame.create_unwind_info(_FrameId(gdb.Value(ctx).cast(sp.type), pc))
-        info.add_saved_register("rip", gdb.Value(_u64(ctx + _CTX_RIP)).cast(pc.type))
+        info.add_saved_register("rip", gdb.Value(_u64(ctx + self.rip_at)).cast(pc.type))
         info.add_saved_register("rsp", gdb.Value(ctx + self.sp_after).cast(sp.type))
         for reg, off in _CTX_REGS:
             info.add_saved_register(reg, gdb.Value(_u64(ctx + off)).cast(pending_frame.read_register(reg).type))
@@ -461,7 +464,7 @@ def _backtrace(sched, t, words):
         raise gdb.GdbError("gr bt: only x86_64 is supported (this is %s)" % arch)
     with _selection():
         _unwinder.ctx = gl.ctx
-        _unwinder.sp_after = gl.sp_after
+        _unwinder.rip_at, _unwinder.sp_after = gl.rip_at, gl.sp_after
         gdb.invalidate_cached_frames()
         try:
             text = gdb.execute("bt " + _bt_args(words, 1), to_string=True)

@@ -153,9 +153,10 @@ public:
   // greenlet, `to` belongs to the same thread, is not dead and is not `from`.
   static void* transfer(greenlet* from, greenlet* to, void* arg);
   // yield_transfer: transfer(from, to, nullptr) for a caller that wants no value back and makes
-  // this call its last act (a tail call, as the scheduler's yield does). `from` is then suspended
-  // at its caller's return address: resuming it jumps straight back into the caller's caller, with
-  // no return to mispredict and no bookkeeping on the way. Where that cannot be (ASan/TSan builds,
+  // this call its last act (a tail call, as the scheduler's yield and park do). `from` is then
+  // suspended at its caller's return address: resuming it jumps straight back into the caller's
+  // caller, with no return to mispredict and no bookkeeping on the way. Called without a tail call
+  // (at -O0) it is as correct, only slower. Where direct resumption cannot be (ASan/TSan builds,
   // whose fiber annotations need code on the resumed side; `to` unstarted or with an injection
   // pending) it is transfer(). Same preconditions as transfer().
   static void yield_transfer(greenlet* from, greenlet* to);
@@ -232,8 +233,11 @@ private:
   state state_ = state::unstarted;
   bool root_ = false;
   bool owns_stack_ = false;
-  bool resume_direct_ = false;            // suspended by yield_transfer: its saved context returns
-                                          // straight into its caller, at ctx_ + 0x48 (tools/gdb/gr.py)
+  // How a suspended greenlet resumes (tools/gdb/gr.py reads it): inside its switch (resumed()
+  // runs), or straight into the caller of yield_transfer / switch_to, taking its value as the
+  // resuming jump's data (see gr_fcontext_tail_jump and gr_fcontext_tail_switch in greenlet.cpp).
+  enum class resume : unsigned char { in_switch, to_caller, to_caller_with_value };
+  resume resume_ = resume::in_switch;
   detail::fiber_sanitizer_state san_;
   function fn_;
   std::string name_;
