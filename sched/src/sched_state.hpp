@@ -46,6 +46,18 @@ struct sched_state {
       custom->push(t);
   }
   task_ctl* pop_ready() noexcept { return !custom ? rr.pop() : custom->pop(); }
+  // rotate_ready: a yield's pop_ready() then push_ready(self); null (and self not queued) if
+  // nothing else is runnable.
+  task_ctl* rotate_ready(task_ctl* self) noexcept {
+    if (!custom) [[likely]] {
+      task_ctl* next = rr.rotate(self);
+      if (next) self->state = task_state::runnable;
+      return next;
+    }
+    task_ctl* next = custom->pop();
+    if (next) push_ready(self);
+    return next;
+  }
   bool ready_empty() const noexcept { return !custom ? rr.empty() : custom->empty(); }
 };
 

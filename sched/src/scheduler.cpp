@@ -611,12 +611,11 @@ void yield() {
   detail::sched_state& s = detail::this_sched();
   detail::require_task_context(s);
   if (!s.timers.empty() && (++s.tick & 63) == 0) detail::fire_expired_for_yield(s);
-  detail::task_ctl* next = s.pop_ready();
+  detail::task_ctl* self = s.current;
+  detail::task_ctl* next = s.rotate_ready(self);
   if (!next) return;
   if (!s.custom) [[likely]]
     detail::prefetch_ahead(next);
-  detail::task_ctl* self = s.current;
-  s.push_ready(self);
   // switch_task's work, all of it before the switch: the yielding task comes back through
   // yield_transfer straight into yield's caller, running nothing of ours on the way.
   next->state = detail::task_state::running;
