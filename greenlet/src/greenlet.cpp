@@ -41,8 +41,7 @@ struct kill_frame {
 
 // greenlet_thread: one per thread that uses greenlets; holds the root and the running greenlet.
 // Owned by the thread (see this_thread()); reached through one initial-exec thread-local pointer.
-struct greenlet_thread {
-  greenlet* current = nullptr;
+struct greenlet_thread : greenlet_thread_head {  // current: see greenlet_thread_head
   eh_state* eh = nullptr;        // this thread's __cxa_eh_globals
   std::size_t live = 0;          // non-root greenlets created here and not yet destroyed
   kill_frame* kills = nullptr;   // the kills in progress on this thread
@@ -198,7 +197,13 @@ gr_fcontext_tail_switch:
 )");
 #endif
 
-thread_local detail::greenlet_thread* tls_thread __attribute__((tls_model("initial-exec"))) = nullptr;
+}  // namespace
+constinit thread_local detail::greenlet_thread_head* detail::tls_greenlet_thread __attribute__((tls_model("initial-exec"))) =
+    nullptr;
+namespace {
+inline detail::greenlet_thread* tls_thread_state() noexcept {
+  return static_cast<detail::greenlet_thread*>(detail::tls_greenlet_thread);
+}
 
 // Frees the thread's state at thread exit, unless greenlets of this thread still exist (a global
 // greenlet destroyed after thread-locals): then the state is left for them to use.
@@ -207,7 +212,7 @@ struct thread_owner {
   ~thread_owner() {
     if (state && state->live == 0) {
       delete state;
-      tls_thread = nullptr;
+      detail::tls_greenlet_thread = nullptr;
     }
   }
 };
@@ -217,14 +222,14 @@ bool query_running(detail::running_stack& out) noexcept;
 [[gnu::cold, gnu::noinline]] detail::greenlet_thread& init_thread() {
   static thread_local thread_owner owner;
   owner.state = new detail::greenlet_thread();
-  tls_thread = owner.state;
+  detail::tls_greenlet_thread = owner.state;
   detail::install_overflow_handler(&query_running);
   return *owner.state;
 }
 
 inline detail::greenlet_thread& this_thread() {
-  if (tls_thread) [[likely]]
-    return *tls_thread;
+  if (detail::greenlet_thread* ts = tls_thread_state()) [[likely]]
+    return *ts;
   return init_thread();
 }
 
@@ -232,7 +237,7 @@ inline detail::greenlet_thread& this_thread() {
 
 struct greenlet_access {
   static bool running(detail::running_stack& out) noexcept {
-    detail::greenlet_thread* ts = tls_thread;
+    detail::greenlet_thread* ts = tls_thread_state();
     if (!ts || !ts->current) return false;
     const greenlet* g = ts->current;
     out.stk = &g->stack_;
@@ -390,7 +395,7 @@ greenlet::~greenlet() {
   if (root_) return;
   // Even an unstarted or dead greenlet may not be destroyed elsewhere: its thread's live count and
   // its parent's and children's links change here, and their own thread changes them unlocked.
-  if (thread_ != tls_thread) [[unlikely]]
+  if (thread_ != tls_thread_state()) [[unlikely]]
     detail::fatal(fmt::format("{} was destroyed on another thread: destroy a greenlet on the thread that created it",
                               describe()));
   if (state_ == state::active) {
@@ -422,8 +427,8 @@ greenlet::~greenlet() {
 // ---- queries ------------------------------------------------------------------------------------
 
 greenlet* greenlet::root() { return &this_thread().root; }
-greenlet* greenlet::current() { return this_thread().current; }
-std::size_t greenlet::live_count() noexcept { return tls_thread ? tls_thread->live : 0; }
+greenlet* greenlet::current_slow() { return this_thread().current; }
+std::size_t greenlet::live_count() noexcept { return tls_thread_state() ? tls_thread_state()->live : 0; }
 
 std::string greenlet::describe() const {
   if (!name_.empty()) return fmt::format("greenlet '{}'", name_);
@@ -516,7 +521,7 @@ namespace {
 // Kept free of calls but the last (a greenlet of this thread means its state exists, so a thread
 // that has none yet is another thread): no stack frame, and the switch is a tail call.
 void* greenlet::switch_to(void* arg) {
-  detail::greenlet_thread* ts = tls_thread;
+  detail::greenlet_thread* ts = tls_thread_state();
   if (thread_ != ts) [[unlikely]]
     throw_foreign(*this, "switch_to");
   greenlet* to = this;
@@ -537,7 +542,7 @@ void* greenlet::switch_to(void* arg) {
 }
 
 void greenlet::check_thread(const char* op) const {
-  if (thread_ != tls_thread) [[unlikely]]
+  if (thread_ != tls_thread_state()) [[unlikely]]
     throw_foreign(*this, op);
 }
 

@@ -52,8 +52,16 @@ struct greenlet_exit {
   const char* what() const noexcept { return "gr::greenlet_exit"; }
 };
 
+class greenlet;
+
 namespace detail {
 struct greenlet_thread;
+// greenlet_thread_head: the part of a thread's greenlet state that inline code reads (the rest
+// is private to greenlet.cpp). tls_greenlet_thread is null until the thread first uses greenlets.
+struct greenlet_thread_head {
+  greenlet* current = nullptr;  // the running greenlet
+};
+extern constinit thread_local greenlet_thread_head* tls_greenlet_thread __attribute__((tls_model("initial-exec")));
 struct eh_state {  // mirrors the C++ ABI's per-thread __cxa_eh_globals
   void* caught = nullptr;
   unsigned int uncaught = 0;
@@ -118,7 +126,11 @@ public:
 
   // root: this thread's root greenlet (made on first use). current: the running greenlet.
   static greenlet* root();
-  static greenlet* current();
+  static greenlet* current() {
+    if (detail::greenlet_thread_head* t = detail::tls_greenlet_thread) [[likely]]
+      return t->current;
+    return current_slow();
+  }
 
   // parent: where control goes when this greenlet finishes (null only for a root). Always a
   // greenlet that exists: when a parent is destroyed, its children pass to its own parent.
@@ -195,6 +207,7 @@ private:
   friend struct greenlet_access;
 
   void check_thread(const char* op) const;
+  static greenlet* current_slow();
   greenlet* nearest_live() noexcept;
   bool in_parent_chain_of(const greenlet* g) const noexcept;
 
