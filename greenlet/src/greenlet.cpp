@@ -331,6 +331,8 @@ struct greenlet_access {
     greenlet::inject_function fn = std::exchange(self->inject_, nullptr);
     if (self->resume_ != greenlet::resume::in_switch) {
       fn(prev->pass_);
+      if (prev->exc_) [[unlikely]]  // a child died by it into us, as in rethrow_trampoline
+        std::rethrow_exception(std::exchange(prev->exc_, nullptr));
       return {nullptr, prev->pass_};
     }
     try {
@@ -342,7 +344,8 @@ struct greenlet_access {
   }
 
   // rethrow_trampoline: a child died by an exception into a direct-suspended greenlet:
-  // raised on its stack as if by the call that suspended it (the frame below is that caller's).
+  // raised on its stack as if by the call that suspended it (the frames below are that caller's,
+  // or a resume thunk and then the caller's).
   static ctx::transfer_t rethrow_trampoline(ctx::transfer_t t) {
     auto* prev = static_cast<greenlet*>(t.data);
     prev->ctx_ = t.fctx;

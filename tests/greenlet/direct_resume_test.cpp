@@ -255,4 +255,30 @@ TEST_SUITE("greenlet.direct_resume") {
     CHECK(untag(g.throw_in(std::make_exception_ptr(std::runtime_error("thrown in")))) == 3);
     CHECK(seen == "caught thrown in;");
   }
+
+  TEST_CASE("a parked parent with an injection pending gets both the injection and its dying child's exception") {
+    gr::greenlet* root = gr::greenlet::current();
+    std::string seen;
+    for (int how = 0; how < 2; ++how) {  // parked by yield_transfer, then by switch_to
+      seen.clear();
+      gr::greenlet parent([&](void*) -> void* {
+        try {
+          if (how == 0)
+            park(gr::greenlet::current(), root);
+          else
+            root->switch_to();
+          seen += "no exception;";
+        } catch (const std::logic_error& e) {
+          seen += std::string("caught ") + e.what() + ";";
+        }
+        return nullptr;
+      });
+      parent.switch_to();  // parks
+      parent.inject([&](void*) { seen += "injected;"; });
+      gr::greenlet child([](void*) -> void* { throw std::logic_error("from the child"); }, &parent);
+      child.switch_to();  // dies into the parent: the injection runs, then the exception is raised
+      CHECK(parent.dead());
+      CHECK(seen == "injected;caught from the child;");
+    }
+  }
 }
