@@ -7,8 +7,10 @@
 //   - The C++ runtime's per-thread exception globals (caught-exception stack, uncaught count)
 //     always hold the running greenlet's state; a suspended greenlet's own state is in its eh_.
 //   - A switch carries the switcher's address in transfer_t::data and the value in the switcher's
-//     pass_. A null transfer_t::fctx means the inject trampoline already did the resume bookkeeping
-//     (and left what the injection threw, if anything, in pending_throw_).
+//     pass_ (a direct-suspended greenlet gets the value itself as data: see
+//     gr_fcontext_tail_switch). A null transfer_t::fctx means the inject trampoline already did
+//     the resume bookkeeping: then data is the value, and what to raise, if anything, is in
+//     pending_throw_.
 //   - exc_ is set only on a dead greenlet, from its death until the resumer rethrows it.
 //   - A dead greenlet has no live frames: body() destroys every local before its final jump.
 //   - parent_ of a non-root greenlet exists: ~greenlet passes its children to its own parent. A
@@ -286,16 +288,18 @@ struct greenlet_access {
   }
 
   // resumed: the bookkeeping on `self`'s side once a switch lands back in it.
+  // After an injection (t.fctx null) t.data is the value itself, and what to raise is in
+  // pending_throw_: the switcher may be gone by then (see inject_trampoline).
   static void* resumed(greenlet* self, ctx::transfer_t t) {
-    auto* prev = static_cast<greenlet*>(t.data);
-    if (t.fctx) [[likely]] {
-#if !GR_FCONTEXT_ASM
-      prev->ctx_ = t.fctx;  // the asm entry stored it already, before the jump
-#endif
-      detail::san_finish_switch(self->san_, &prev->san_);
-    } else if (self->pending_throw_) [[unlikely]] {
-      std::rethrow_exception(std::exchange(self->pending_throw_, nullptr));  // thrown by an injection
+    if (!t.fctx) [[unlikely]] {
+      if (self->pending_throw_) std::rethrow_exception(std::exchange(self->pending_throw_, nullptr));
+      return t.data;
     }
+    auto* prev = static_cast<greenlet*>(t.data);
+#if !GR_FCONTEXT_ASM
+    prev->ctx_ = t.fctx;  // the asm entry stored it already, before the jump
+#endif
+    detail::san_finish_switch(self->san_, &prev->san_);
     if (prev->exc_) [[unlikely]]
       std::rethrow_exception(std::exchange(prev->exc_, nullptr));
     return prev->pass_;
@@ -316,31 +320,37 @@ struct greenlet_access {
   }
 
   // inject_trampoline: runs on the target's stack on top of its suspended switch (ontop_fcontext).
-  // What the injected code throws is caught here and rethrown by resumed(), in the target's
-  // switch: no unwinder may walk from here into the suspended frame, whose stack pointer the
-  // push + jmp entry moved past the red zone (see fcontext_jump).
-  // A greenlet suspended by yield_transfer or switch_to's direct path has its caller's frame (or
-  // gr_direct_resume, then the caller's) right below this one, entered as by a return: there the
-  // exception goes straight up, as if thrown by the call it made, and a normal return hands the
-  // value over as data (gr_direct_resume's protocol).
+  // It takes the switch's value and a dying switcher's exception before the injected code runs:
+  // that code may switch away, and the switcher may be destroyed before the target comes back.
+  // On the ordinary path what the injected code throws (or else the dying switcher's exception)
+  // waits in pending_throw_ and resumed() raises it in the target's switch: no unwinder may walk
+  // from here into the suspended frame, whose stack pointer the push + jmp entry moved past the
+  // red zone (see fcontext_jump).
+  // A greenlet suspended by yield_transfer or switch_to's direct path has a resume thunk, then
+  // its caller's frame, right below this one, entered as by a return: there the exception goes
+  // straight up, as if thrown by the call it made, and a normal return hands the value over as
+  // data (the thunks' protocol).
   static ctx::transfer_t inject_trampoline(ctx::transfer_t t) {
     auto* prev = static_cast<greenlet*>(t.data);
     greenlet* self = prev->thread_->current;
     prev->ctx_ = t.fctx;
     detail::san_finish_switch(self->san_, &prev->san_);
+    void* value = prev->pass_;
+    std::exception_ptr died_by = std::exchange(prev->exc_, nullptr);  // set only if prev is dying
     greenlet::inject_function fn = std::exchange(self->inject_, nullptr);
     if (self->resume_ != greenlet::resume::in_switch) {
-      fn(prev->pass_);
-      if (prev->exc_) [[unlikely]]  // a child died by it into us, as in rethrow_trampoline
-        std::rethrow_exception(std::exchange(prev->exc_, nullptr));
-      return {nullptr, prev->pass_};
+      fn(value);
+      if (died_by) [[unlikely]]  // as in rethrow_trampoline
+        std::rethrow_exception(std::move(died_by));
+      return {nullptr, value};
     }
     try {
-      fn(prev->pass_);
+      fn(value);
     } catch (...) {
-      self->pending_throw_ = std::current_exception();  // unused while started: see resumed()
+      died_by = std::current_exception();  // this one wins: it was raised last
     }
-    return {nullptr, prev};
+    self->pending_throw_ = std::move(died_by);  // unused while started: see resumed()
+    return {nullptr, value};
   }
 
   // rethrow_trampoline: a child died by an exception into a direct-suspended greenlet:
@@ -631,8 +641,9 @@ void greenlet::body(greenlet* from) {
     try {
       if (inherited) std::rethrow_exception(std::exchange(inherited, nullptr));
       if (pending_throw_) std::rethrow_exception(std::exchange(pending_throw_, nullptr));
-      if (inject_) std::exchange(inject_, nullptr)(from->pass_);
-      pass_ = run(from->pass_);
+      void* arg = from->pass_;  // first: an injection may switch away, and `from` be destroyed meanwhile
+      if (inject_) std::exchange(inject_, nullptr)(arg);
+      pass_ = run(arg);
     } catch (const greenlet_exit&) {
       pass_ = nullptr;
     } catch (...) {

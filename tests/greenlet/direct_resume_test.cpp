@@ -9,6 +9,7 @@
 #include <gr/greenlet/greenlet.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -279,6 +280,62 @@ TEST_SUITE("greenlet.direct_resume") {
       child.switch_to();  // dies into the parent: the injection runs, then the exception is raised
       CHECK(parent.dead());
       CHECK(seen == "injected;caught from the child;");
+    }
+  }
+
+  TEST_CASE("an injection that switches away outlives the greenlet whose switch ran it") {
+    // The injection runs on a child's death, switches to the root, and the dead child is
+    // destroyed before the parent comes back: the parent's switch must not read the child again
+    // (ASan and valgrind report it if it does). Parked by switch_to (the direct path in optimised
+    // builds) and by transfer (always the ordinary path).
+    gr::greenlet* root = gr::greenlet::current();
+    for (int how = 0; how < 2; ++how) {
+      void* got = nullptr;
+      std::string seen;
+      gr::greenlet parent([&](void*) -> void* {
+        if (how == 0)
+          got = root->switch_to();
+        else
+          got = gr::greenlet::transfer(gr::greenlet::current(), root, nullptr);
+        return nullptr;
+      });
+      parent.switch_to();  // parks
+      auto child = std::make_unique<gr::greenlet>([](void*) -> void* { return tag(5); }, &parent);
+      parent.inject([&](void*) { seen += "in:" + std::to_string(untag(root->switch_to())) + ";"; });
+      child->switch_to();  // dies into the parent, whose injection switches back here
+      CHECK(child->dead());
+      child.reset();
+      parent.switch_to(tag(9));  // the injection gets 9; the parent's switch returns the child's 5
+      CHECK(parent.dead());
+      CHECK(seen == "in:9;");
+      CHECK(untag(got) == 5);
+    }
+  }
+
+  TEST_CASE("an injection that switches away keeps a dying child's exception for its parent") {
+    gr::greenlet* root = gr::greenlet::current();
+    for (int how = 0; how < 2; ++how) {
+      std::string seen;
+      gr::greenlet parent([&](void*) -> void* {
+        try {
+          if (how == 0)
+            root->switch_to();
+          else
+            gr::greenlet::transfer(gr::greenlet::current(), root, nullptr);
+          seen += "no exception;";
+        } catch (const std::logic_error& e) {
+          seen += std::string("caught ") + e.what() + ";";
+        }
+        return nullptr;
+      });
+      parent.switch_to();
+      auto child = std::make_unique<gr::greenlet>([](void*) -> void* { throw std::logic_error("boom"); }, &parent);
+      parent.inject([&](void*) { root->switch_to(); });
+      child->switch_to();
+      child.reset();
+      parent.switch_to();
+      CHECK(parent.dead());
+      CHECK(seen == "caught boom;");
     }
   }
 }
