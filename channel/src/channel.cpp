@@ -1,11 +1,11 @@
 // The parts of channels and select that do not depend on the value type.
 //
-// Invariants of select_run (Go's selectgo):
-//   - Pass 1 completes at most one case and registers nothing.
-//   - Pass 2 registers one node per channel case, all sharing one select_state; the first
+// Invariants of select (Go's selectgo; the ready pass is select_impl.hpp's, the rest select_park's):
+//   - The ready pass completes at most one case and registers nothing.
+//   - select_park registers one node per channel case, all sharing one select_state; the first
 //     counterpart to take one of them marks the state fired, so every other node is stale and
 //     skipped by every queue (chan_core::live_front).
-//   - Before select_run returns or throws, none of its nodes is linked in any queue.
+//   - Before select_park returns or throws, none of its nodes is linked in any queue.
 //   - A counterpart fires a select only once the case's value has moved (a recv node's slot is
 //     filled; a send node's value is taken, or its error set): a move that throws fires nothing.
 #include <gr/channel/detail/chan_core.hpp>
@@ -90,7 +90,8 @@ channel_status chan_core::park_on(wait_queue& q, task_ctl* self, void* value, co
 
 namespace {
 
-// A fast per-thread generator for the order of select's cases (xorshift64*).
+// A fast per-thread generator for select's random choices (xorshift64*): the pick among ready
+// cases, the order of registration.
 thread_local std::uint64_t tls_rng __attribute__((tls_model("initial-exec"))) = 0;
 
 std::uint32_t next_random() noexcept {
@@ -126,10 +127,10 @@ std::string describe_select(const void* p) {
   if (d.n == 0) return out + " no cases (blocks forever)";
   for (std::size_t i = 0; i < d.n; ++i) {
     out += i ? ", " : " ";
-    const case_ops& ops = *d.cases[i].ops;
-    switch (ops.kind) {
-      case case_kind::recv: out += "recv on " + ops.channel(d.cases[i].obj)->label(); break;
-      case case_kind::send: out += "send on " + ops.channel(d.cases[i].obj)->label(); break;
+    const case_ref& c = d.cases[i];
+    switch (c.ops->kind) {
+      case case_kind::recv: out += "recv on " + c.ch->label(); break;
+      case case_kind::send: out += "send on " + c.ch->label(); break;
       case case_kind::timeout: out += "a timeout"; break;
       case case_kind::default_: out += "default"; break;
     }
@@ -139,41 +140,38 @@ std::string describe_select(const void* p) {
 
 }  // namespace
 
-std::size_t select_run(case_ref* cases, std::size_t n, std::uint32_t* order, chan_node* nodes,
-                       const select_options& opts, select_shape shape) {
-  task_ctl* const self = enter_blocking_call();
-  if (shape.defaults > 1) throw error("gr::select: more than one default_case");
-  if (shape.timeouts > 1) throw error("gr::select: more than one timeout_case / deadline_case");
+std::uint32_t random_below(std::uint32_t bound) noexcept {
+  return static_cast<std::uint32_t>((std::uint64_t{next_random()} * bound) >> 32);
+}
 
-  // Pass 1: complete a ready case, if any (uniformly at random among the ready ones).
-  if (!opts.ordered) shuffle(order, n);
-  for (std::size_t k = 0; k < n; ++k) {
-    case_ref& c = cases[order[k]];
-    if (c.ops->kind <= case_kind::send && c.ops->poll(c.obj)) {
-      c.ops->fire(c.obj, nullptr);
-      return order[k];
-    }
-  }
-  const std::size_t deflt = shape.deflt, timeout = shape.timeout;
-  if (deflt != n) {
-    cases[deflt].ops->fire(cases[deflt].obj, nullptr);
-    return deflt;
-  }
-  const time_point deadline = timeout != n ? cases[timeout].ops->deadline(cases[timeout].obj) : time_point::max();
+void throw_select_misuse(std::uint32_t defaults, std::uint32_t timeouts) {
+  if (defaults > 1) throw error("gr::select: more than one default_case");
+  GR_ASSERT(timeouts > 1, "throw_select_misuse called for a valid select");
+  throw error("gr::select: more than one timeout_case / deadline_case");
+}
 
-  // Pass 2: wait on every channel at once. The registration order is pass 1's random order,
-  // which is as good as a fresh one: pass 1 found nothing, so nothing depends on it yet.
+std::size_t select_park(const case_ref* cases, std::size_t n, std::uint32_t* order, chan_node* nodes,
+                        const select_options* opts, std::size_t timeout, time_point deadline, task_ctl* self) {
+  // Register on every channel at once, in random order (unless ordered): a counterpart that
+  // arrives later is then equally likely to complete any case, even two on the same channel.
+  for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::uint32_t>(i);
+  if (!opts || !opts->ordered) shuffle(order, n);
   select_state st;
   for (std::size_t k = 0; k < n; ++k) {
     const std::size_t i = order[k];
-    if (cases[i].ops->kind > case_kind::send) continue;
+    const case_kind kind = cases[i].ops->kind;
+    if (kind > case_kind::send) continue;
     chan_node& node = nodes[i];
     node.task = self;
+    node.value = cases[i].value;
     node.sel = &st;
     node.case_index = static_cast<std::uint32_t>(i);
-    cases[i].ops->arm(cases[i].obj, node);
+    if (kind == case_kind::recv)
+      cases[i].ch->enqueue_recv(node);
+    else
+      cases[i].ch->enqueue_send(node);
   }
-  const select_desc desc{cases, n, &opts.name};
+  const select_desc desc{cases, n, opts ? &opts->name : nullptr};
   const wait_reason why{"select", nullptr, &desc, nullptr, &describe_select};
   const wake_reason r = timeout != n ? park_until(why, deadline) : park(why);
   // Unlink through each node's own queue pointer, never through its channel: once the select

@@ -166,6 +166,16 @@ TEST_SUITE("channel.cancel") {
       } catch (const gr::task_cancelled&) {
         ++raised;
       }
+      try {  // several channel cases, one ready: the random pick
+        gr::select(gr::recv_case(c), gr::recv_case(ready));
+      } catch (const gr::task_cancelled&) {
+        ++raised;
+      }
+      try {  // nothing ready but a default that would fire at once
+        gr::select(gr::recv_case(c), gr::default_case());
+      } catch (const gr::task_cancelled&) {
+        ++raised;
+      }
       try {
         (void)ready.recv_for(1h);
       } catch (const gr::task_cancelled&) {
@@ -175,7 +185,7 @@ TEST_SUITE("channel.cancel") {
     gr::yield();
     t.cancel();
     t.join();
-    CHECK(raised == 3);
+    CHECK(raised == 5);
     CHECK(ready.size() == 1);  // nothing was taken
   }
 }

@@ -10,8 +10,10 @@
 #include <gr/sched/this_task.hpp>
 
 #include <array>
+#include <cstddef>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 using gr::channel_status;
@@ -128,6 +130,96 @@ TEST_SUITE("channel.select") {
     INFO("counts " << counts[0] << " " << counts[1] << " " << counts[2]);
     CHECK(chi_square(counts) < 40);
     for (int c : counts) CHECK((c > 1700 && c < 2300));
+  }
+
+  TEST_CASE_TEMPLATE("select picks uniformly among the ready cases wherever they sit among idle ones", C,
+                     GR_TEST_CAPACITIES) {
+    // Cases 0, 2 and 3 are ready, 1 and 4 never are: a pick that started at a random case and took
+    // the next ready one would favour 0 (it follows 4) and 2 (it follows 1).
+    std::array<gr::channel<int>, 5> chans{gr::channel<int>(C::value), gr::channel<int>(C::value),
+                                          gr::channel<int>(C::value), gr::channel<int>(C::value),
+                                          gr::channel<int>(C::value)};
+    std::vector<gr::task> feeders;
+    for (int k : {0, 2, 3})
+      feeders.push_back(gr::spawn([&, k] {
+        try {
+          for (;;) chans[k].send(k);
+        } catch (const gr::channel_closed&) {
+        }
+      }));
+    std::vector<int> counts(6, 0);  // the 5 channel cases and the default
+    for (int trial = 0; trial < 6000; ++trial) {
+      gr::yield();  // the feeders refill: cases 0, 2 and 3 are ready again
+      ++counts[gr::select(gr::recv_case(chans[0]), gr::recv_case(chans[1]), gr::recv_case(chans[2]),
+                          gr::recv_case(chans[3]), gr::recv_case(chans[4]), gr::default_case())];
+    }
+    for (auto& c : chans) c.close();
+    for (auto& t : feeders) t.join();
+    INFO("counts " << counts[0] << " " << counts[1] << " " << counts[2] << " " << counts[3] << " " << counts[4]
+                   << " default " << counts[5]);
+    CHECK(counts[1] == 0);
+    CHECK(counts[4] == 0);
+    CHECK(counts[5] == 0);
+    const std::vector<int> ready{counts[0], counts[2], counts[3]};
+    CHECK(chi_square(ready) < 40);
+    for (int c : ready) CHECK((c > 1700 && c < 2300));
+  }
+
+  TEST_CASE("select picks uniformly among a ready send and a ready recv case") {
+    gr::channel<int> in(1), out(1);
+    std::vector<int> counts(2, 0);
+    for (int trial = 0; trial < 4000; ++trial) {
+      if (in.size() == 0) REQUIRE(in.try_send(trial) == channel_status::ok);  // recv case ready
+      if (out.size() == 1) (void)out.try_recv();                              // send case ready
+      ++counts[gr::select(gr::send_case(out, trial), gr::recv_case(in), gr::default_case())];
+    }
+    INFO("counts " << counts[0] << " " << counts[1]);
+    CHECK(chi_square(counts) < 40);
+  }
+
+  TEST_CASE("a send case on a closed channel is ready and throws when it is picked") {
+    // Go: a send on a closed channel panics when select picks it, and it is as likely to be
+    // picked as any ready case.
+    gr::channel<int> shut(0, "shut"), in(1);
+    shut.close();
+    std::vector<int> counts(2, 0);  // thrown, received
+    for (int trial = 0; trial < 4000; ++trial) {
+      if (in.size() == 0) REQUIRE(in.try_send(trial) == channel_status::ok);
+      try {
+        const std::size_t i = gr::select(gr::send_case(shut, 1), gr::recv_case(in));
+        CHECK(i == 1);
+        ++counts[1];
+      } catch (const gr::channel_closed& e) {
+        CHECK(contains(e.what(), "channel 'shut'"));
+        ++counts[0];
+      }
+    }
+    INFO("counts " << counts[0] << " " << counts[1]);
+    CHECK(chi_square(counts) < 40);
+    // Ordered: the first ready case in argument order, so always the send.
+    const gr::select_options ordered{.ordered = true};
+    CHECK_THROWS_AS(gr::select(ordered, gr::send_case(shut, 1), gr::recv_case(in)), gr::channel_closed);
+  }
+
+  TEST_CASE("a select over many cases completes its one ready case and registers on all of them") {
+    std::array<gr::channel<int>, 70> chans;
+    auto select_all = [&]<std::size_t... I>(std::index_sequence<I...>) {
+      return gr::select(gr::recv_case(chans[I])...);
+    };
+    constexpr auto all = std::make_index_sequence<70>{};
+    for (std::size_t ready : {0u, 41u, 69u}) {
+      REQUIRE(chans[ready].try_send(1) == channel_status::would_block);  // unbuffered: nobody waits
+      auto sender = gr::spawn([&, ready] { chans[ready].send(static_cast<int>(ready)); });
+      gr::yield();  // the sender waits: that case is ready
+      CHECK(select_all(all) == ready);
+      sender.join();
+      // Nothing ready: the select parks on all 70, and a later sender completes it.
+      const std::size_t late = (ready + 7) % 70;
+      sender = gr::spawn([&, late] { chans[late].send(0); });
+      CHECK(select_all(all) == late);
+      sender.join();
+    }
+    for (auto& c : chans) check_no_stale_receiver(c);
   }
 
   TEST_CASE("a parked select registers in random order so a later counterpart completes each case equally") {
@@ -477,5 +569,36 @@ TEST_SUITE("channel.select") {
     CHECK(allocations() - before == 0);
     back.close();
     peer.join();
+  }
+
+  TEST_CASE_TEMPLATE("a select that finds ready cases allocates nothing", C, GR_TEST_CAPACITIES) {
+    if (!allocation_counting()) {
+      MESSAGE("allocation counting is off in sanitizer builds");
+      return;
+    }
+    gr::channel<int> a(C::value), b(C::value), idle(C::value);
+    auto feeder = [&](gr::channel<int>& ch) {
+      return gr::spawn([&ch] {
+        try {
+          for (;;) ch.send(1);
+        } catch (const gr::channel_closed&) {
+        }
+      });
+    };
+    auto fa = feeder(a), fb = feeder(b);
+    auto rounds = [&](int count) {
+      for (int i = 0; i < count; ++i) {
+        gr::yield();  // a and b are ready
+        gr::select(gr::recv_case(a), gr::recv_case(idle), gr::recv_case(b), gr::default_case());
+      }
+    };
+    rounds(10);
+    const std::uint64_t before = allocations();
+    rounds(1000);
+    CHECK(allocations() - before == 0);
+    a.close();
+    b.close();
+    fa.join();
+    fb.join();
   }
 }

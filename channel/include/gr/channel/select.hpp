@@ -6,9 +6,9 @@
 //       gr::timeout_case(100ms, [&] { std::puts("slow"); }));
 //
 // A select waits on all its cases at once and completes exactly one:
-//   - It first looks at the cases in random order and completes the first one that can proceed,
-//     so among several ready cases each is equally likely (Go). select_options{.ordered = true}
-//     takes the first ready case in argument order instead.
+//   - It first finds the cases that can proceed and completes one of them, each as likely as
+//     the others (Go). select_options{.ordered = true} takes the first ready case in argument
+//     order instead.
 //   - If none can, a default_case fires at once if there is one. Otherwise the select registers a
 //     waiter on every channel (in random order, so a counterpart that arrives later is equally
 //     likely to complete any of them) and parks once — it never polls. The first counterpart to
@@ -30,7 +30,6 @@
 #include <gr/channel/detail/chan_core.hpp>
 #include <gr/sched/clock.hpp>
 
-#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -54,34 +53,36 @@ enum class case_kind : std::uint8_t { recv, send, timeout, default_ };
 
 struct no_handler {};
 
-// case_ops: what the select algorithm needs of one case, whatever its types.
+// case_ops: a case's kind, and how the parking half of select runs its handler once it has
+// completed (n: its node; null for a timeout). The ready pass calls each case's ready() and
+// try_complete() directly: the types are known there.
 struct case_ops {
   case_kind kind;
-  chan_core* (*channel)(void* c) noexcept;
-  bool (*poll)(void* c);                   // complete now if possible (send on closed: throws)
-  void (*arm)(void* c, chan_node& n);      // fill the node's value pointer
-  void (*fire)(void* c, const chan_node* n);  // run the handler after completion (n null: polled)
-  time_point (*deadline)(void* c) noexcept;
+  void (*fire)(void* c, const chan_node* n);
 };
 
+// case_ref: one case as the parking half sees it: for a channel case, the channel and what its
+// wait node points at (recv: the case's std::optional<T> slot; send: the T to send).
 struct case_ref {
   void* obj;
   const case_ops* ops;
+  chan_core* ch;
+  void* value;
 };
 
-// select_shape: the kinds of a select's cases, known at compile time: where its default and
-// timeout cases are (n: none) and how many of each there are (more than one is an error).
-struct select_shape {
-  std::uint32_t deflt;
-  std::uint32_t timeout;
-  std::uint32_t defaults = 0;
-  std::uint32_t timeouts = 0;
-};
+// select_park: the parking half of select, shared by every select (see select.hpp's comment),
+// for when no case was ready and there is no default: registers a node per channel case, parks
+// (until `deadline` if there is a timeout case, index `timeout`; n: none), removes every node
+// and fires the case that completed. `order` is scratch room for n indices. `opts` null: the
+// defaults.
+std::size_t select_park(const case_ref* cases, std::size_t n, std::uint32_t* order, chan_node* nodes,
+                        const select_options* opts, std::size_t timeout, time_point deadline, task_ctl* self);
 
-// select_run: the algorithm, shared by every select (see select.hpp's comment). `order` comes in
-// as 0, 1, ..., n - 1.
-std::size_t select_run(case_ref* cases, std::size_t n, std::uint32_t* order, chan_node* nodes,
-                       const select_options& opts, select_shape shape);
+// random_below: uniform in [0, bound) (bound > 0), from a fast per-thread generator.
+std::uint32_t random_below(std::uint32_t bound) noexcept;
+
+// throw_select_misuse: gr::error for more than one default, or more than one timeout, case.
+[[noreturn]] void throw_select_misuse(std::uint32_t defaults, std::uint32_t timeouts);
 
 template <class F, class... Args>
 void call_handler(F& f, Args&&... args) {
@@ -104,23 +105,21 @@ struct recv_case_t {
   F handler;
   std::optional<T> slot{};
 
-  static constexpr detail::case_ops ops{
-      detail::case_kind::recv,
-      [](void* c) noexcept -> detail::chan_core* { return static_cast<recv_case_t*>(c)->ch; },
-      [](void* c) -> bool {
-        auto* self = static_cast<recv_case_t*>(c);
-        return self->ch->take(self->slot) != channel_status::would_block;
-      },
-      [](void* c, detail::chan_node& n) {
-        auto* self = static_cast<recv_case_t*>(c);
-        n.value = &self->slot;
-        self->ch->enqueue_recv(n);
-      },
-      [](void* c, const detail::chan_node*) {
-        auto* self = static_cast<recv_case_t*>(c);
-        detail::call_handler(self->handler, std::move(self->slot));
-      },
-      [](void*) noexcept { return time_point::max(); }};
+  // For select (detail). ready: would the receive complete now (a value, or closed)?
+  // try_complete: completes it now if it can and runs the handler.
+  bool ready() noexcept { return ch->recv_ready(); }
+  bool try_complete() {
+    if (ch->take(slot) == channel_status::would_block) return false;
+    detail::call_handler(handler, std::move(slot));
+    return true;
+  }
+
+  detail::case_ref ref() noexcept { return {this, &ops, ch, &slot}; }
+
+  static constexpr detail::case_ops ops{detail::case_kind::recv, [](void* c, const detail::chan_node*) {
+                                          auto* self = static_cast<recv_case_t*>(c);
+                                          detail::call_handler(self->handler, std::move(self->slot));
+                                        }};
 };
 
 // send_case: send `value` on `ch`; `handler()` runs if it fires. An rvalue is moved from only if
@@ -132,31 +131,30 @@ struct send_case_t {
   F handler;
   std::optional<T> copy{};  // holds the copy of an lvalue argument
 
-  static constexpr detail::case_ops ops{
-      detail::case_kind::send,
-      [](void* c) noexcept -> detail::chan_core* { return static_cast<send_case_t*>(c)->ch; },
-      [](void* c) -> bool {
-        auto* self = static_cast<send_case_t*>(c);
-        const channel_status s = self->ch->offer(*self->value);
-        if (s == channel_status::closed) self->ch->throw_send_closed();
-        return s == channel_status::ok;
-      },
-      [](void* c, detail::chan_node& n) {
-        auto* self = static_cast<send_case_t*>(c);
-        n.value = self->value;
-        self->ch->enqueue_send(n);
-      },
-      [](void* c, const detail::chan_node* n) {
-        auto* self = static_cast<send_case_t*>(c);
-        // Closed while the select waited (the channel may be gone already), or moving the value
-        // into the buffer threw (see channel.hpp): the value was not sent.
-        if (n && (n->closed || n->error)) {
-          if (n->error) std::rethrow_exception(n->error);
-          self->ch->throw_send_closed();
-        }
-        detail::call_handler(self->handler);
-      },
-      [](void*) noexcept { return time_point::max(); }};
+  // For select (detail): see recv_case_t. A closed channel is ready, and try_complete throws.
+  bool ready() noexcept { return ch->send_ready(); }
+  bool try_complete() {
+    const channel_status s = ch->offer(*value);
+    if (s == channel_status::would_block) return false;
+    if (s == channel_status::closed) [[unlikely]]
+      ch->throw_send_closed();
+    detail::call_handler(handler);
+    return true;
+  }
+
+  detail::case_ref ref() noexcept { return {this, &ops, ch, value}; }
+
+  static constexpr detail::case_ops ops{detail::case_kind::send, [](void* c, const detail::chan_node* n) {
+                                          auto* self = static_cast<send_case_t*>(c);
+                                          // Closed while the select waited (the channel may be gone
+                                          // already), or moving the value into the buffer threw
+                                          // (see channel.hpp): the value was not sent.
+                                          if (n->closed || n->error) {
+                                            if (n->error) std::rethrow_exception(n->error);
+                                            self->ch->throw_send_closed();
+                                          }
+                                          detail::call_handler(self->handler);
+                                        }};
 };
 
 // timeout_case / deadline_case: fire when the time passes before any other case.
@@ -165,11 +163,11 @@ struct deadline_case_t {
   time_point when;
   F handler;
 
-  static constexpr detail::case_ops ops{
-      detail::case_kind::timeout, [](void*) noexcept -> detail::chan_core* { return nullptr; },
-      [](void*) -> bool { return false; }, [](void*, detail::chan_node&) {},
-      [](void* c, const detail::chan_node*) { detail::call_handler(static_cast<deadline_case_t*>(c)->handler); },
-      [](void* c) noexcept { return static_cast<deadline_case_t*>(c)->when; }};
+  detail::case_ref ref() noexcept { return {this, &ops, nullptr, nullptr}; }
+
+  static constexpr detail::case_ops ops{detail::case_kind::timeout, [](void* c, const detail::chan_node*) {
+                                          detail::call_handler(static_cast<deadline_case_t*>(c)->handler);
+                                        }};
 };
 
 // default_case: fires at once when no other case is ready.
@@ -177,11 +175,10 @@ template <class F = detail::no_handler>
 struct default_case_t {
   F handler;
 
-  static constexpr detail::case_ops ops{
-      detail::case_kind::default_, [](void*) noexcept -> detail::chan_core* { return nullptr; },
-      [](void*) -> bool { return false; }, [](void*, detail::chan_node&) {},
-      [](void* c, const detail::chan_node*) { detail::call_handler(static_cast<default_case_t*>(c)->handler); },
-      [](void*) noexcept { return time_point::max(); }};
+  detail::case_ref ref() noexcept { return {this, &ops, nullptr, nullptr}; }
+
+  // (select fires a default case itself: it never parks with one.)
+  static constexpr detail::case_ops ops{detail::case_kind::default_, [](void*, const detail::chan_node*) {}};
 };
 
 template <class T, class F = detail::no_handler>
@@ -216,59 +213,16 @@ default_case_t<F> default_case(F handler = {}) {
   return {std::move(handler)};
 }
 
-namespace detail {
-template <class C>
-void bind_case(C& c) {
-  if constexpr (requires { c.copy; c.value; }) {
-    if (c.copy) c.value = &*c.copy;
-  }
-}
-
-template <class... Cases>
-constexpr select_shape shape_of() {
-  constexpr std::uint32_t n = sizeof...(Cases);
-  const case_kind kinds[] = {std::remove_cvref_t<Cases>::ops.kind..., case_kind::recv};
-  select_shape s{n, n};
-  for (std::uint32_t i = 0; i < n; ++i) {
-    if (kinds[i] == case_kind::default_) {
-      if (s.defaults++ == 0) s.deflt = i;
-    } else if (kinds[i] == case_kind::timeout) {
-      if (s.timeouts++ == 0) s.timeout = i;
-    }
-  }
-  return s;
-}
-
-template <std::size_t N>
-constexpr std::array<std::uint32_t, N> identity_order() {
-  std::array<std::uint32_t, N> a{};
-  for (std::size_t i = 0; i < N; ++i) a[i] = static_cast<std::uint32_t>(i);
-  return a;
-}
-}  // namespace detail
-
 // select: see the top of this file. Returns the index of the case that completed.
 template <class... Cases>
-std::size_t select(const select_options& opts, Cases&&... cases) {
-  constexpr std::size_t n = sizeof...(Cases);
-  (detail::bind_case(cases), ...);
-  std::array<detail::case_ref, n == 0 ? 1 : n> refs{detail::case_ref{&cases, &std::remove_cvref_t<Cases>::ops}...};
-  std::array<std::uint32_t, n == 0 ? 1 : n> order = detail::identity_order<n == 0 ? 1 : n>();
-  std::array<detail::chan_node, n == 0 ? 1 : n> nodes;
-  constexpr detail::select_shape shape = detail::shape_of<Cases...>();
-  return detail::select_run(refs.data(), n, order.data(), nodes.data(), opts, shape);
-}
+std::size_t select(const select_options& opts, Cases&&... cases);
 
 template <class First, class... Cases>
   requires(!std::is_same_v<std::remove_cvref_t<First>, select_options>)
-std::size_t select(First&& first, Cases&&... cases) {
-  static const select_options defaults{};
-  return select(defaults, std::forward<First>(first), std::forward<Cases>(cases)...);
-}
+std::size_t select(First&& first, Cases&&... cases);
 
-inline std::size_t select() {
-  static const select_options defaults{};
-  return select(defaults);
-}
+inline std::size_t select();
 
 }  // namespace gr
+
+#include <gr/channel/detail/select_impl.hpp>

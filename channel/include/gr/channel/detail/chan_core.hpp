@@ -68,6 +68,10 @@ public:
   // For select: is a matching counterpart waiting? (Stale select nodes are dropped on the way.)
   bool has_receiver() noexcept { return live_front(recvq_) != nullptr; }
   bool has_sender() noexcept { return live_front(sendq_) != nullptr; }
+  // recv_ready / send_ready: would take() / offer() complete now rather than report would_block?
+  // A closed channel is ready for both (recv: what is left, then nullopt; send: it throws).
+  bool recv_ready() noexcept { return count_ > 0 || closed_ || has_sender(); }
+  bool send_ready() noexcept { return count_ < cap_ || closed_ || has_receiver(); }
   void enqueue_recv(chan_node& n) noexcept { recvq_.push_back(n); }
   void enqueue_send(chan_node& n) noexcept { sendq_.push_back(n); }
   [[noreturn]] void throw_send_closed() const { throw_closed("send"); }

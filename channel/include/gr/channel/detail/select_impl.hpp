@@ -1,0 +1,148 @@
+// gr/channel/detail/select_impl.hpp: select()'s template body (see select.hpp).
+//
+// The ready pass runs here, where the types of the cases are known, so it makes no indirect call,
+// builds no wait node and draws no random number unless two or more cases are ready:
+//   - One channel case, or the ordered mode: try the cases in argument order; the first one that
+//     completes wins.
+//   - Otherwise ask every channel case whether it is ready (a few loads each; nothing changes),
+//     then complete one of the k ready ones, picked with one uniform draw in [0, k) (none when
+//     k == 1). Each ready case is as likely as with Go's shuffle-then-poll, for one draw instead of
+//     n - 1, and one pass over the cases.
+// A ready case stays ready until it is completed: nothing runs in between (one thread), and
+// ready() asks exactly what take() / offer() would find.
+// Only when nothing is ready and there is no default case does select build its wait nodes and
+// call the parking half that every select shares (select_park, channel.cpp).
+#pragma once
+
+#include <gr/channel/select.hpp>
+#include <gr/runtime/error.hpp>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+namespace gr {
+namespace detail {
+
+template <class C>
+inline constexpr bool is_channel_case = C::ops.kind <= case_kind::send;
+
+// count_of_kind / first_of_kind: how many cases are of kind `k`; the index of the first one
+// (sizeof...(Cases) if there is none).
+template <class... Cases>
+constexpr std::size_t count_of_kind(case_kind k) noexcept {
+  const case_kind kinds[] = {Cases::ops.kind..., case_kind::recv};
+  std::size_t count = 0;
+  for (std::size_t i = 0; i < sizeof...(Cases); ++i) count += kinds[i] == k;
+  return count;
+}
+
+template <class... Cases>
+constexpr std::size_t first_of_kind(case_kind k) noexcept {
+  const case_kind kinds[] = {Cases::ops.kind..., case_kind::recv};
+  for (std::size_t i = 0; i < sizeof...(Cases); ++i)
+    if (kinds[i] == k) return i;
+  return sizeof...(Cases);
+}
+
+template <class C>
+void bind_case(C& c) noexcept {
+  if constexpr (requires { c.copy; c.value; }) {
+    if (c.copy) c.value = &*c.copy;
+  }
+}
+
+template <class C>
+bool try_complete(C& c) {
+  if constexpr (is_channel_case<C>)
+    return c.try_complete();
+  else
+    return false;
+}
+
+// note_ready: appends case I to `ready` if it is ready (branch-free: the slot past the last ready
+// case is scratch).
+template <std::size_t I, class C>
+void note_ready(C& c, std::uint32_t* ready, std::uint32_t& k) noexcept {
+  if constexpr (is_channel_case<C>) {
+    ready[k] = static_cast<std::uint32_t>(I);
+    k += c.ready() ? 1 : 0;
+  }
+}
+
+template <std::size_t I, std::size_t D, class C>
+void fire_if(C& c) {
+  if constexpr (I == D) call_handler(c.handler);
+}
+
+// select_wait: the wait nodes live in this frame, which only a select that parks enters.
+template <std::size_t I, std::size_t T, class C>
+void deadline_if(const C& c, time_point& deadline) noexcept {
+  if constexpr (I == T) deadline = c.when;
+}
+
+template <std::size_t... I, class... Cases>
+[[gnu::noinline]] std::size_t select_wait(const select_options* opts, task_ctl* self, std::index_sequence<I...>,
+                                          Cases&... cases) {
+  constexpr std::size_t n = sizeof...(Cases), slots = n == 0 ? 1 : n;
+  constexpr std::size_t timeout = first_of_kind<Cases...>(case_kind::timeout);
+  time_point deadline = time_point::max();
+  (deadline_if<I, timeout>(cases, deadline), ...);
+  const std::array<case_ref, slots> refs{cases.ref()...};
+  std::array<std::uint32_t, slots> order;
+  std::array<chan_node, slots> nodes;
+  return select_park(refs.data(), n, order.data(), nodes.data(), opts, timeout, deadline, self);
+}
+
+template <std::size_t... I, class... Cases>
+std::size_t select_impl(const select_options* opts, std::index_sequence<I...>, Cases&... cases) {
+  constexpr std::size_t channels = count_of_kind<Cases...>(case_kind::recv) + count_of_kind<Cases...>(case_kind::send);
+  constexpr std::size_t defaults = count_of_kind<Cases...>(case_kind::default_);
+  constexpr std::size_t timeouts = count_of_kind<Cases...>(case_kind::timeout);
+  task_ctl* const self = enter_blocking_call();
+  if constexpr (defaults > 1 || timeouts > 1) throw_select_misuse(defaults, timeouts);
+  (bind_case(cases), ...);
+
+  if constexpr (channels > 0) {
+    if (channels == 1 || (opts && opts->ordered)) {
+      std::size_t fired = 0;
+      if (((try_complete(cases) && (fired = I, true)) || ...)) return fired;
+    } else {
+      std::uint32_t ready[channels];
+      std::uint32_t k = 0;
+      (note_ready<I>(cases, ready, k), ...);
+      if (k != 0) {
+        const std::uint32_t i = ready[k == 1 ? 0 : random_below(k)];
+        [[maybe_unused]] const bool done = ((I == i && try_complete(cases)) || ...);
+        GR_DEBUG_ASSERT(done, "gr::select: a case found ready did not complete");
+        return i;
+      }
+    }
+  }
+  if constexpr (defaults == 1) {
+    constexpr std::size_t d = first_of_kind<Cases...>(case_kind::default_);
+    (fire_if<I, d>(cases), ...);
+    return d;
+  } else {
+    return select_wait(opts, self, std::index_sequence<I...>{}, cases...);
+  }
+}
+
+}  // namespace detail
+
+template <class... Cases>
+std::size_t select(const select_options& opts, Cases&&... cases) {
+  return detail::select_impl(&opts, std::index_sequence_for<Cases...>{}, cases...);
+}
+
+template <class First, class... Cases>
+  requires(!std::is_same_v<std::remove_cvref_t<First>, select_options>)
+std::size_t select(First&& first, Cases&&... cases) {
+  return detail::select_impl(nullptr, std::index_sequence_for<First, Cases...>{}, first, cases...);
+}
+
+inline std::size_t select() { return detail::select_impl(nullptr, std::index_sequence<>{}); }
+
+}  // namespace gr
