@@ -25,6 +25,7 @@
 #include <cxxabi.h>
 #include <fmt/format.h>
 
+#include <cstring>
 #include <utility>
 
 namespace gr {
@@ -254,8 +255,11 @@ struct greenlet_access {
     detail::greenlet_thread* ts = from->thread_;
     if (!detail::canary_intact(from->stack_)) [[unlikely]]
       detail::canary_failure(from->stack_, from->name_.c_str(), from);
-    from->eh_ = *ts->eh;
-    *ts->eh = to->eh_;
+    // Whole 16-byte copies (two vector moves each way): the Itanium ABI's __cxa_eh_globals on
+    // LP64 is a pointer and an unsigned int, padded to 16 bytes, like eh_state.
+    detail::eh_state* eh = ts->eh;
+    std::memcpy(&from->eh_, eh, sizeof(detail::eh_state));
+    std::memcpy(eh, &to->eh_, sizeof(detail::eh_state));
     ts->current = to;
   }
 

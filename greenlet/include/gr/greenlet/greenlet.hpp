@@ -66,6 +66,7 @@ struct eh_state {  // mirrors the C++ ABI's per-thread __cxa_eh_globals
   void* caught = nullptr;
   unsigned int uncaught = 0;
 };
+static_assert(sizeof(eh_state) == 2 * sizeof(void*), "greenlet.cpp copies eh_state as two words");
 }  // namespace detail
 
 class greenlet {
