@@ -263,6 +263,17 @@ struct greenlet_access {
     ts->current = to;
   }
 
+  // leave_direct: leave() for the direct paths of yield_transfer and switch_to, which suspend
+  // `from` to resume as `how` says. Returns the data for the jump: the value if `to` resumes
+  // directly too, else `from` (see jump()).
+  [[gnu::always_inline]] static void* leave_direct(greenlet* from, greenlet* to, void* arg, greenlet::resume how) {
+    leave(from, to);
+    from->pass_ = arg;
+    void* data = to->resume_ != greenlet::resume::in_switch ? arg : static_cast<void*>(from);
+    from->resume_ = how;
+    return data;
+  }
+
   // jump: leaves `from` (the running greenlet) for `to`, starting `to` if unstarted and running
   // its injection first if one is pending. Returns when something switches back to `from`.
   static ctx::transfer_t jump(greenlet* from, greenlet* to, bool from_dying) {
@@ -518,10 +529,7 @@ void greenlet::yield_transfer(greenlet* from, greenlet* to) {
   GR_DEBUG_ASSERT(to->thread_ == from->thread_ && to != from && !to->dead(), "bad yield_transfer target");
 #if GR_DIRECT_RESUME
   if (to->state_ == state::active && !to->inject_) [[likely]] {
-    greenlet_access::leave(from, to);
-    from->pass_ = nullptr;
-    void* data = to->resume_ != resume::in_switch ? nullptr : static_cast<void*>(from);  // see greenlet_access::jump
-    from->resume_ = resume::to_caller;
+    void* data = greenlet_access::leave_direct(from, to, nullptr, resume::to_caller);
     gr_fcontext_tail_jump(to->ctx_, data, &from->ctx_);  // a tail call: see gr_fcontext_tail_jump
     return;
   }
@@ -548,10 +556,7 @@ void* greenlet::switch_to(void* arg) {
     return arg;
 #if GR_DIRECT_RESUME
   if (to->state_ == state::active && !to->inject_) [[likely]] {
-    greenlet_access::leave(from, to);
-    from->pass_ = arg;
-    void* data = to->resume_ != resume::in_switch ? arg : static_cast<void*>(from);  // see greenlet_access::jump
-    from->resume_ = resume::to_caller_with_value;
+    void* data = greenlet_access::leave_direct(from, to, arg, resume::to_caller_with_value);
     return gr_fcontext_tail_switch(to->ctx_, data, &from->ctx_);  // a tail call: see gr_fcontext_tail_switch
   }
 #endif
