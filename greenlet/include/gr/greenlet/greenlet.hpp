@@ -234,16 +234,14 @@ private:
   void pass_children_to(greenlet* p) noexcept;
   [[noreturn]] void body(greenlet* from);
 
+  // The switch path's fields come first: with the vtable pointer they fill the first two cache
+  // lines of a 64-byte-aligned greenlet (a task's frame is), which is all a switch touches of it.
+  // Line 0: ctx_, thread_, pass_ and inject_'s emptiness; line 1: eh_, the state bytes, stack_.
   void* ctx_ = nullptr;                   // saved fcontext while suspended
-  greenlet* parent_ = nullptr;
   detail::greenlet_thread* thread_ = nullptr;
   void* pass_ = nullptr;                  // the value this greenlet carries when it switches away
-  std::exception_ptr exc_;                // set when it died by an exception, until a resumer takes it
-  std::exception_ptr pending_throw_;      // throw_in on an unstarted greenlet, or what an injection threw
-                                          // (until the resumed switch rethrows it)
   inject_function inject_;
   detail::eh_state eh_;
-  stack stack_;
   state state_ = state::unstarted;
   bool root_ = false;
   bool owns_stack_ = false;
@@ -252,6 +250,11 @@ private:
   // resuming jump's data (see gr_fcontext_tail_jump and gr_fcontext_tail_switch in greenlet.cpp).
   enum class resume : unsigned char { in_switch, to_caller, to_caller_with_value };
   resume resume_ = resume::in_switch;
+  stack stack_;
+  greenlet* parent_ = nullptr;
+  std::exception_ptr exc_;                // set when it died by an exception, until a resumer takes it
+  std::exception_ptr pending_throw_;      // throw_in on an unstarted greenlet, or what an injection threw
+                                          // (until the resumed switch rethrows it)
   detail::fiber_sanitizer_state san_;
   function fn_;
   std::string name_;
