@@ -81,6 +81,7 @@ sched_state::sched_state() {
   current = &main;
   all_tail = &main;
   last_now = clk->now();
+  rr.reserve(1);  // the main task's slot; launch() reserves each spawned task's
 }
 
 sched_state& init_this_sched() { return init_sched(); }
@@ -450,6 +451,12 @@ void* frame_slot(const stack& s, std::size_t bytes, std::size_t align, stack& us
 
 task launch(task_ctl* c, std::string&& name, const std::source_location& where) {
   sched_state& s = this_sched();
+  try {
+    s.rr.reserve(s.live + 2);  // a slot for every live task, this one and the main task
+  } catch (...) {
+    c->destroy(c);
+    throw;
+  }
   c->sched = &s;
   c->id = s.next_id++;
   c->name = std::move(name);
@@ -578,19 +585,28 @@ namespace {
 
 // prefetch_ahead: a long round-robin ring of yielding tasks is bound by cache and TLB misses: by
 // the time a task runs again, a whole lap of other tasks has evicted its control block, greenlet
-// and saved stack. So yield() prefetches for the tasks queued right behind `next`, in two stages
-// that never wait on a miss themselves: the task after `next` had its greenlet and control block
-// prefetched by the previous yield, so its saved stack pointer can be read now and its stack
-// prefetched; the task after that gets its greenlet and control block (and the callable behind
-// them) prefetched. Only with round_robin, whose links are valid: a queued task's next_ready is
-// the task queued behind it or null (and a popped task's still names the new head).
-[[gnu::always_inline]] inline void prefetch_ahead(const task_ctl* next) noexcept {
-  const task_ctl* a = next->next_ready;
-  if (!a) return;
-  if (const void* sp = a->gl->suspended_sp()) prefetch_range(sp, 192);  // the frames it resumes into
-  if (const task_ctl* b = a->next_ready)
-    // A spawned task's greenlet lies right below its control block in its task_frame.
-    prefetch_range(reinterpret_cast<const char*>(b) - sizeof(greenlet), sizeof(greenlet) + sizeof(task_ctl) + 64);
+// and saved stack. So yield() prefetches for tasks queued behind `next`, in two stages that never
+// wait on a miss themselves: the task `frame_ahead` places back gets the cache lines a switch
+// reads of its task_frame; the one `stack_ahead` places back, whose frame lines that prefetch
+// brought in a few switches ago, has its saved stack pointer read and its stack's top prefetched.
+// Only with the built-in queue, where the k-th task behind is one load away (ready_ring).
+inline constexpr std::size_t frame_ahead = 3;
+inline constexpr std::size_t stack_ahead = 1;
+[[gnu::always_inline]] inline void prefetch_ahead(const sched_state& s) noexcept {
+  const std::size_t queued = s.rr.size();
+  if (queued > frame_ahead) {
+    // What a switch reads of a spawned task's frame: the first two lines of its greenlet, the
+    // first of its control block, and the callable right behind the control block. (The main
+    // task's control block is no frame's; prefetching beside it is harmless.)
+    const task_ctl* t = s.rr.at(frame_ahead);
+    const char* gl = reinterpret_cast<const char*>(t) - task_frame_ctl_offset;
+    __builtin_prefetch(gl);
+    __builtin_prefetch(gl + 64);
+    __builtin_prefetch(t);
+    __builtin_prefetch(t + 1);
+  }
+  if (queued > stack_ahead)
+    if (const void* sp = s.rr.at(stack_ahead)->gl->suspended_sp()) prefetch_range(sp, 192);  // the frames it resumes into
 }
 
 }  // namespace
@@ -615,7 +631,7 @@ void yield() {
   detail::task_ctl* next = s.rotate_ready(self);
   if (!next) return;
   if (!s.custom) [[likely]]
-    detail::prefetch_ahead(next);
+    detail::prefetch_ahead(s);
   // switch_task's work, all of it before the switch: the yielding task comes back through
   // yield_transfer straight into yield's caller, running nothing of ours on the way.
   next->state = detail::task_state::running;

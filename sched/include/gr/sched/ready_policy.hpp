@@ -6,8 +6,9 @@
 //
 // The scheduler hands the policy opaque task pointers; a policy links them through
 // ready_policy::link(t), one pointer per task reserved for it. A task is in at most one policy
-// at a time. Called only on the scheduler's thread. round_robin (FIFO) is the default; the
-// scheduler calls it without a virtual call.
+// at a time. Called only on the scheduler's thread. The default is round_robin's order (FIFO),
+// kept by the scheduler's own queue without a virtual call: a ring of task pointers sized at
+// spawn, so a yield can prefetch the tasks a few places behind the next one.
 #pragma once
 
 #include <cstddef>

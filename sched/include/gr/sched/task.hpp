@@ -94,7 +94,10 @@ task spawn(F&& fn, task_options opts = {}, std::source_location where = std::sou
 namespace detail {
 
 // task_frame: the greenlet, control block and callable of a spawned task, placed at the top of the
-// task's own stack.
+// task's own stack. Its control block sits task_frame_ctl_offset bytes into it, for every F (the
+// scheduler's prefetch relies on that).
+inline constexpr std::size_t task_frame_ctl_offset = (sizeof(greenlet) + alignof(task_ctl) - 1) / alignof(task_ctl) * alignof(task_ctl);
+
 template <class F>
 class task_frame final : public greenlet {
 public:
@@ -151,6 +154,9 @@ task spawn(F&& fn, task_options opts, std::source_location where) {
     release_stack(mem);
     throw;
   }
+  GR_DEBUG_ASSERT(reinterpret_cast<char*>(&f->ctl) - reinterpret_cast<char*>(static_cast<greenlet*>(f)) ==
+                      static_cast<std::ptrdiff_t>(detail::task_frame_ctl_offset),
+                  "task_frame's control block is not where task_frame_ctl_offset says");
   f->ctl.gl = f;
   f->ctl.memory = mem;
   f->ctl.destroy = &frame::destroy;

@@ -50,7 +50,9 @@ struct wait_reason {
   std::string (*describe)(const void* object) = nullptr;
 };
 
-struct task_ctl {
+// 64-byte aligned, and the switch path's fields (gl through switches) come first: a yield touches
+// one cache line of its control block.
+struct alignas(64) task_ctl {
   greenlet* gl = nullptr;             // the greenlet it runs on (the thread's root for main)
   sched_state* sched = nullptr;
   task_ctl* next_ready = nullptr;     // the ready policy's intrusive link
