@@ -5,6 +5,7 @@
 #include <gr/sched/detail/task_ctl.hpp>
 #include <gr/sched/ready_policy.hpp>
 #include <gr/sched/scheduler.hpp>
+#include <gr/sched/wait.hpp>
 
 #include "ready_ring.hpp"
 
@@ -14,12 +15,12 @@
 
 namespace gr::detail {
 
-struct sched_state {
+// sched_head (wait.hpp) holds `current`, the task on the CPU, for inline readers.
+struct sched_state : sched_head {
   sched_state();
 
   scheduler facade{this};
   task_ctl main;                      // the thread's root greenlet as a task (id 0)
-  task_ctl* current = nullptr;        // the task on the CPU
   task_ctl* all_tail = nullptr;       // every task, main first, in spawn order (task_ctl::all_*)
   ready_ring rr;                      // the default queue (round_robin's order), without virtual dispatch
   std::unique_ptr<ready_policy> custom;  // a user policy, when set
@@ -65,11 +66,10 @@ struct sched_state {
 
 // this_sched: this thread's scheduler; one initial-exec TLS read on the hot path, the first-use
 // setup out of line.
-extern thread_local sched_state* tls_sched __attribute__((tls_model("initial-exec")));
 sched_state& init_this_sched();
 inline sched_state& this_sched() {
-  if (tls_sched) [[likely]]
-    return *tls_sched;
+  if (sched_head* h = tls_sched) [[likely]]
+    return static_cast<sched_state&>(*h);  // every sched_head is a sched_state's
   return init_this_sched();
 }
 task_info info_of(const task_ctl& t);

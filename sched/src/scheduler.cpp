@@ -51,7 +51,7 @@ struct sched_owner {
 
 }  // namespace
 
-thread_local sched_state* tls_sched __attribute__((tls_model("initial-exec"))) = nullptr;
+constinit thread_local sched_head* tls_sched __attribute__((tls_model("initial-exec"))) = nullptr;
 
 namespace {
 
@@ -339,7 +339,7 @@ void shutdown(sched_state& s) noexcept {
 
 // ---- the verbs ---------------------------------------------------------------------------------
 
-task_ctl* current_task() { return this_sched().current; }
+task_ctl* current_task_slow() { return init_this_sched().current; }
 
 time_point sched_now() {
   sched_state& s = this_sched();
@@ -427,7 +427,7 @@ void wake(task_ctl* t, wake_reason why) noexcept {
   s.push_ready(t);
 }
 
-bool shutting_down() noexcept { return tls_sched && tls_sched->shutting_down; }
+bool shutting_down() noexcept { return tls_sched && static_cast<sched_state*>(tls_sched)->shutting_down; }
 
 void raise_if_interrupted(wake_reason why) {
   if (why == wake_reason::cancelled) throw_cancelled(this_sched());

@@ -17,8 +17,21 @@
 
 namespace gr::detail {
 
+// sched_head: the part of a thread's scheduler state that inline code reads (the rest is private
+// to sched/). tls_sched is null until the thread first uses the scheduler.
+struct sched_head {
+  task_ctl* current = nullptr;  // the task on the CPU
+};
+extern constinit thread_local sched_head* tls_sched __attribute__((tls_model("initial-exec")));
+task_ctl* current_task_slow();
+
 // current_task: the running task of this thread's scheduler (the main task outside any spawn).
-task_ctl* current_task();
+// Inline: every channel operation asks.
+inline task_ctl* current_task() {
+  if (sched_head* h = tls_sched) [[likely]]
+    return h->current;
+  return current_task_slow();
+}
 
 // check_cancelled: throws gr::task_cancelled if the current task was cancelled. Every blocking
 // call starts with it, so cancellation is sticky even for calls that would not have to wait.
