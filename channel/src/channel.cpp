@@ -68,7 +68,7 @@ void chan_core::close_core() {
 }
 
 channel_status chan_core::park_on(wait_queue& q, task_ctl* self, void* value, const char* verb, time_point deadline,
-                                  std::exception_ptr* closed_error) {
+                                  bool throw_if_closed) {
   chan_node me{self};
   me.value = value;
   q.push_back(me);
@@ -76,7 +76,7 @@ channel_status chan_core::park_on(wait_queue& q, task_ctl* self, void* value, co
   const wake_reason r = deadline == time_point::max() ? park(why) : park_until(why, deadline);
   if (me.signaled) {
     if (me.closed) {
-      if (closed_error) *closed_error = std::move(me.error);
+      if (throw_if_closed && me.error) std::rethrow_exception(std::move(me.error));
       return channel_status::closed;
     }
     if (me.error) [[unlikely]]  // a receiver failed to move our value into the buffer: not sent

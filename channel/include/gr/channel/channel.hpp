@@ -116,7 +116,7 @@ public:
   channel_status take(std::optional<T>& out);  // try to receive now
 
 private:
-  channel_status send_wait(T& v, time_point deadline, std::exception_ptr* closed_error = nullptr);
+  channel_status send_wait(T& v, time_point deadline, bool throw_if_closed = false);
   channel_status recv_wait(std::optional<T>& out, time_point deadline);
   T* slot(std::size_t i) noexcept { return buf_ + (i < cap_ ? i : i - cap_); }
   // pop_oldest: moves the oldest buffered value into `out` and frees its slot.

@@ -116,9 +116,11 @@ protected:
   // a cancel or a deadlock, with its wait node (on this frame) pointing at `value`. Returns ok /
   // closed (completed) or timeout; throws on cancel / deadlock, and rethrows what moving a
   // blocked sender's value threw (chan_node::error).
-  // `closed_error` receives the exception close() left for a blocked sender.
+  // `throw_if_closed` (send()): a sender completed by close() throws the channel_closed close()
+  // left on its node, built while the channel existed (the closer may have destroyed it since),
+  // instead of returning closed.
   channel_status park_on(wait_queue& q, task_ctl* self, void* value, const char* verb, time_point deadline,
-                         std::exception_ptr* closed_error = nullptr);
+                         bool throw_if_closed = false);
 
   wait_queue recvq_;  // receivers waiting: only while the buffer is empty
   wait_queue sendq_;  // senders waiting: only while the buffer is full (cap 0: always "full")

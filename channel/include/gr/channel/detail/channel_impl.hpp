@@ -105,11 +105,11 @@ void channel<T>::refill() noexcept {
 // send_wait / recv_wait: the fast path (the operation completes at once) stays small; the wait
 // node and the park live in separate functions that only a blocking call reaches.
 template <class T>
-channel_status channel<T>::send_wait(T& v, time_point deadline, std::exception_ptr* closed_error) {
+channel_status channel<T>::send_wait(T& v, time_point deadline, bool throw_if_closed) {
   detail::task_ctl* self = detail::enter_blocking_call();
   const channel_status s = offer(v);
   if (s != channel_status::would_block) return s;
-  return park_on(sendq_, self, &v, "send on", deadline, closed_error);
+  return park_on(sendq_, self, &v, "send on", deadline, throw_if_closed);
 }
 
 template <class T>
@@ -122,11 +122,9 @@ channel_status channel<T>::recv_wait(std::optional<T>& out, time_point deadline)
 
 template <class T>
 void channel<T>::send(T&& v) {
-  std::exception_ptr closed_while_waiting;  // the channel may be gone: close() built the error
-  if (send_wait(v, time_point::max(), &closed_while_waiting) == channel_status::closed) {
-    if (closed_while_waiting) std::rethrow_exception(closed_while_waiting);
-    throw_closed("send");
-  }
+  // Closed while waiting throws inside park_on; closed here means closed before the send, so the
+  // channel is still there to name.
+  if (send_wait(v, time_point::max(), true) == channel_status::closed) throw_closed("send");
 }
 
 template <class T>
