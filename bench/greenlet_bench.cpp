@@ -1,5 +1,8 @@
 // Greenlet benchmarks, beside their floor and peers:
 //   BM_Fcontext_Switch           raw jump_fcontext ping-pong: the floor of every switch in gr
+//   BM_Fcontext_Ring/contexts:N  N raw contexts plus the loop in one ring, each jumping to the next
+//                                (16 KiB mmap'd stacks): the floor of BM_Sched_YieldMany, where
+//                                every switch lands on a context a whole lap has evicted
 //   BM_BoostContextFiber_Switch  boost::context::fiber ping-pong: the peer at this layer
 //   BM_Greenlet_Switch           gr::greenlet ping-pong through switch_to
 //   BM_Greenlet_CreateDestroy    construct, run to completion (one switch in, one out), destroy
@@ -20,6 +23,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <memory>
@@ -28,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 namespace {
@@ -51,6 +56,53 @@ void BM_Fcontext_Switch(benchmark::State& state) {
   state.SetItemsProcessed(2 * state.iterations());
 }
 BENCHMARK(BM_Fcontext_Switch);
+
+// fcontext_ring: context i, once started, stores the context that jumped to it (its predecessor,
+// i - 1, or the loop for context 0) and jumps to context i + 1; the last one jumps to the loop.
+struct fcontext_ring {
+  std::vector<fctx::fcontext_t> ctx;  // ctx[i]: context i, suspended; ctx[n]: the loop
+  std::vector<std::size_t> index;     // what context i gets as its start data: &index[i] == i
+  std::size_t n = 0;
+};
+fcontext_ring* g_ring = nullptr;
+
+[[noreturn]] void fcontext_ring_member(fctx::transfer_t t) {
+  fcontext_ring& r = *g_ring;
+  const std::size_t i = *static_cast<const std::size_t*>(t.data);
+  const std::size_t prev = i == 0 ? r.n : i - 1;
+  for (;;) {
+    r.ctx[prev] = t.fctx;
+    t = fctx::jump_fcontext(r.ctx[i + 1], &r.index[i + 1]);
+  }
+}
+
+void BM_Fcontext_Ring(benchmark::State& state) {
+  constexpr std::size_t size = 16 * 1024;  // as BM_Sched_YieldMany's tasks
+  fcontext_ring r;
+  r.n = static_cast<std::size_t>(state.range(0));
+  r.ctx.resize(r.n + 1);
+  r.index.resize(r.n + 1);
+  std::vector<void*> stacks(r.n);
+  for (std::size_t i = 0; i < r.n; ++i) {
+    r.index[i] = i;
+    stacks[i] = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (stacks[i] == MAP_FAILED) {
+      state.SkipWithError("mmap failed");
+      for (std::size_t j = 0; j < i; ++j) ::munmap(stacks[j], size);
+      return;
+    }
+    r.ctx[i] = fctx::make_fcontext(static_cast<char*>(stacks[i]) + size, size, &fcontext_ring_member);
+  }
+  g_ring = &r;
+  auto lap = [&r] { r.ctx[r.n - 1] = fctx::jump_fcontext(r.ctx[0], &r.index[0]).fctx; };
+  lap();  // start every context
+  for (auto _ : state) lap();
+  g_ring = nullptr;
+  // Every context is left suspended in fcontext_ring_member, which owns nothing.
+  for (void* p : stacks) ::munmap(p, size);
+  state.SetItemsProcessed(static_cast<std::int64_t>(r.n + 1) * state.iterations());
+}
+BENCHMARK(BM_Fcontext_Ring)->ArgName("contexts")->Arg(1024)->Arg(16384);
 
 // ---- the peer: Boost.Context's fiber --------------------------------------------------------
 
