@@ -144,8 +144,10 @@ void timer_remove(sched_state& s, task_ctl* t) noexcept {
   sift_down(h, last->timer_index);
 }
 
-// fire_expired: wakes every task whose deadline has passed, in deadline order.
-void fire_expired(sched_state& s) {
+// fire_expired: wakes every task whose deadline has passed, in deadline order. Never inlined:
+// inlined into the flattened park_now, its heap code made every park save six registers; and
+// yield() must keep no local whose address escapes so its last call stays a tail call.
+[[gnu::noinline]] void fire_expired(sched_state& s) {
   const time_point now = s.clk->now();
   s.last_now = now;
   while (!s.timers.empty() && s.timers.front()->deadline <= now) {
@@ -616,17 +618,16 @@ namespace detail {
 namespace {
 // Out of line, so yield() keeps no local whose address escapes: GCC then compiles its last call
 // as a tail call (a jmp), which is what lets yield_transfer return straight into yield's caller.
-[[gnu::noinline]] void fire_expired_for_yield(sched_state& s) { fire_expired(s); }
 [[gnu::noinline, gnu::cold]] void reap_for_yield(sched_state& s) noexcept { reap(s); }
 }  // namespace
 }  // namespace detail
 
-// Not flattened (see fire_expired_for_yield): BM_Sched_Yield and the disassembly show whether the
+// Not flattened (see reap_for_yield): BM_Sched_Yield and the disassembly show whether the
 // call to yield_transfer stays a jmp.
 void yield() {
   detail::sched_state& s = detail::this_sched();
   detail::require_task_context(s);
-  if (!s.timers.empty() && (++s.tick & 63) == 0) detail::fire_expired_for_yield(s);
+  if (!s.timers.empty() && (++s.tick & 63) == 0) detail::fire_expired(s);
   detail::task_ctl* self = s.current;
   detail::task_ctl* next = s.rotate_ready(self);
   if (!next) return;
