@@ -42,9 +42,13 @@ std::size_t page_size() noexcept {
   return p;
 }
 
+// A page size is a power of two (POSIX leaves it open; every kernel gr runs on does it), so the
+// rounding is a mask: allocate_stack() runs on every spawn, and a 64-bit division costs tens of
+// cycles.
 std::size_t round_to_pages(std::size_t n) noexcept {
   const std::size_t p = page_size();
-  return (n + p - 1) / p * p;
+  GR_DEBUG_ASSERT((p & (p - 1)) == 0, "the page size is not a power of two");
+  return (n + p - 1) & ~(p - 1);
 }
 
 std::size_t read_max_map_count() noexcept {
@@ -253,15 +257,41 @@ struct thread_pool_owner {
 
 // pool: this thread's pool, made on first use; null once the thread's thread-locals are being
 // destroyed and the pool is gone.
-thread_pool* pool() {
-  if (tls_pool) [[likely]]
-    return tls_pool;
+// The first use is out of line, so the hot callers need no stack frame for it.
+[[gnu::noinline, gnu::cold]] thread_pool* make_pool() {
   if (tls_pool_gone) return nullptr;
   static thread_local thread_pool_owner owner;
   tls_pool = &owner.pool;
   return tls_pool;
 }
+inline thread_pool* pool() {
+  if (tls_pool) [[likely]]
+    return tls_pool;
+  return make_pool();
+}
 
+}  // namespace
+
+namespace {
+// new_stack: a pool miss: a fresh mapping (or slab slot), registered with valgrind. Out of line,
+// so the pool hit that allocate_stack() makes on almost every spawn needs no stack frame.
+[[gnu::noinline]] stack new_stack(std::size_t size) {
+  stack s;
+  if (!map_guarded(size, s)) s = take_slab_slot(size);
+  register_valgrind(s);
+  return s;
+}
+
+// forget_user_stack / release_unpooled: release_stack()'s rare cases, out of line for the same
+// reason.
+[[gnu::noinline]] void forget_user_stack(stack s) noexcept {
+  deregister_valgrind(s);
+  detail::san_reuse(s.base, s.size);  // the memory goes back to its owner without our poison
+}
+[[gnu::noinline]] void release_unpooled(stack s) noexcept { give_back_to_os(s); }
+// pool_push_growing: c.free.push_back(s) when the vector must grow first. May throw bad_alloc,
+// which release_stack() (noexcept) then turns into terminate, as the inline push_back did.
+[[gnu::noinline]] void pool_push_growing(thread_pool::size_class& c, stack s) { c.free.push_back(s); }
 }  // namespace
 
 stack allocate_stack(std::size_t size) {
@@ -279,8 +309,7 @@ stack allocate_stack(std::size_t size) {
     c->free.pop_back();
     detail::san_reuse(s.base, s.size);
   } else {
-    if (!map_guarded(size, s)) s = take_slab_slot(size);
-    register_valgrind(s);
+    s = new_stack(size);
   }
   detail::write_canary(s);
   if (tp) ++tp->live;
@@ -291,17 +320,22 @@ void release_stack(stack s) noexcept {
   if (!s) return;
   thread_pool* tp = pool();
   if (tp) --tp->live;
-  if (s.origin == stack::kind::user) {
-    deregister_valgrind(s);
-    detail::san_reuse(s.base, s.size);  // the memory goes back to its owner without our poison
+  if (s.origin == stack::kind::user) [[unlikely]] {
+    forget_user_stack(s);
     return;
   }
   thread_pool::size_class* c = tp ? tp->find(s.size) : nullptr;
   if (c && c->free.size() < thread_pool::max_per_class) [[likely]] {
-    c->free.push_back(s);
+    if (c->free.size() < c->free.capacity()) [[likely]] {
+      // Tell the compiler push_back cannot reallocate here: then this path needs no stack frame.
+      if (c->free.size() == c->free.capacity()) __builtin_unreachable();
+      c->free.push_back(s);
+    } else {
+      pool_push_growing(*c, s);
+    }
     return;
   }
-  give_back_to_os(s);
+  release_unpooled(s);
 }
 
 stack user_stack(void* memory, std::size_t size) {
