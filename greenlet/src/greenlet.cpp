@@ -389,15 +389,26 @@ greenlet::greenlet(root_tag, detail::greenlet_thread* t) noexcept
   detail::san_init(san_, nullptr, 0, true);
 }
 
-greenlet::greenlet(greenlet* parent, stack s, bool owns_stack) {
+inline void greenlet::attach(greenlet* parent) {
   detail::greenlet_thread& ts = this_thread();
   if (parent && parent->thread_ != &ts) [[unlikely]]
     throw error(fmt::format("gr::greenlet: the parent {} belongs to another thread", parent->describe()));
   thread_ = &ts;
   join_parent(parent ? parent : &ts.root);
+  ++ts.live;
+}
+
+greenlet::greenlet(greenlet* parent, stack s, bool owns_stack) {
+  attach(parent);
   stack_ = s;
   owns_stack_ = owns_stack;
-  ++ts.live;
+}
+
+greenlet::greenlet(greenlet* parent, const stack& s, std::size_t usable_size) {
+  attach(parent);
+  stack_ = s;
+  stack_.size = usable_size;
+  stack_.valgrind_id = 0;  // the registration stays with `s`, released by its owner
 }
 
 namespace {
@@ -466,7 +477,7 @@ std::string greenlet::describe() const {
 
 
 
-greenlet* greenlet::nearest_live() noexcept {
+inline greenlet* greenlet::nearest_live() noexcept {
   greenlet* g = this;
   while (g->state_ == state::dead) g = g->parent_;
   return g;
@@ -646,10 +657,13 @@ void greenlet::reset() {
 
 void greenlet::body(greenlet* from) {
   {
-    std::exception_ptr inherited = std::exchange(from->exc_, nullptr);  // a dying child started us
     try {
-      if (inherited) std::rethrow_exception(std::exchange(inherited, nullptr));
-      if (pending_throw_) std::rethrow_exception(std::exchange(pending_throw_, nullptr));
+      // A dying child started us: its exception is ours. Tested before it is taken, so the
+      // usual start builds and destroys no exception_ptr.
+      if (from->exc_) [[unlikely]]
+        std::rethrow_exception(std::exchange(from->exc_, nullptr));
+      if (pending_throw_) [[unlikely]]
+        std::rethrow_exception(std::exchange(pending_throw_, nullptr));
       void* arg = from->pass_;  // first: an injection may switch away, and `from` be destroyed meanwhile
       if (inject_) std::exchange(inject_, nullptr)(arg);
       pass_ = run(arg);

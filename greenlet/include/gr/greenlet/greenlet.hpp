@@ -183,6 +183,11 @@ protected:
   // For subclasses that supply their own body through run() and manage their own stack memory
   // (the scheduler places its task objects at the top of the stack they run on).
   greenlet(greenlet* parent, stack s, bool owns_stack);
+  // greenlet: runs on the lowest `usable_size` bytes of `s`, which it does not own: the subclass
+  // object sits above them and its owner frees `s` (the scheduler's task frames). Takes `s` by
+  // reference and trims the copy itself: a trimmed stack value built by the caller reaches the
+  // constructor through memory in pieces, and reading it back whole stalls on store forwarding.
+  greenlet(greenlet* parent, const stack& s, std::size_t usable_size);
 
   // run: the greenlet's body. The default calls the function given to the constructor.
   virtual void* run(void* arg);
@@ -207,6 +212,7 @@ private:
   friend struct detail::greenlet_thread;
   friend struct greenlet_access;
 
+  void attach(greenlet* parent);  // the constructors' common part: thread, parent, live count
   void check_thread(const char* op) const;
   static greenlet* current_slow();
   greenlet* nearest_live() noexcept;
