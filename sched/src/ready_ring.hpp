@@ -51,7 +51,8 @@ public:
   task_ctl* at(std::size_t k) const noexcept { return slots_[(head_ + k) & mask_]; }
 
 private:
-  void grow(std::size_t n) {
+  // Out of line: reserve() runs on every spawn, and inlined, this made its caller save registers.
+  [[gnu::noinline]] void grow(std::size_t n) {
     std::size_t cap = 64;
     while (cap < n) cap *= 2;
     auto fresh = std::make_unique<task_ctl*[]>(cap);

@@ -438,18 +438,17 @@ void raise_if_interrupted(wake_reason why) {
 
 // ---- tasks -----------------------------------------------------------------------------------------
 
-void* frame_slot(const stack& s, std::size_t bytes, std::size_t align, stack& usable) {
-  auto top = reinterpret_cast<std::uintptr_t>(s.top());
-  auto slot = (top - bytes) & ~(std::uintptr_t{align < 16 ? 16 : align} - 1);
-  usable = s;
-  usable.valgrind_id = 0;
-  usable.size = slot - reinterpret_cast<std::uintptr_t>(s.base);
-  if (slot < reinterpret_cast<std::uintptr_t>(s.base) || usable.size < min_stack_size / 2)
-    throw error(fmt::format("gr::spawn: the task's callable ({} bytes) leaves too little of its {} KiB stack; "
-                            "capture less by value or ask for a bigger stack_size",
-                            bytes, s.size / 1024));
-  return reinterpret_cast<void*>(slot);
+void frame_too_big(const stack& s, std::size_t bytes) {
+  throw error(fmt::format("gr::spawn: the task's callable ({} bytes) leaves too little of its {} KiB stack; "
+                          "capture less by value or ask for a bigger stack_size",
+                          bytes, s.size / 1024));
 }
+
+namespace {
+// name_task: out of line, so that launch() keeps no registers for the string move that most
+// spawns (unnamed) skip.
+[[gnu::noinline]] void name_task(task_ctl* c, std::string&& name) noexcept { c->name = std::move(name); }
+}  // namespace
 
 task launch(task_ctl* c, std::string&& name, const std::source_location& where) {
   sched_state& s = this_sched();
@@ -461,7 +460,7 @@ task launch(task_ctl* c, std::string&& name, const std::source_location& where) 
   }
   c->sched = &s;
   c->id = s.next_id++;
-  c->name = std::move(name);
+  if (!name.empty()) name_task(c, std::move(name));  // c->name is fresh (empty): most tasks have none
   c->spawned_at = where;
   c->refs = 2;
   c->created = s.last_now;
@@ -527,14 +526,16 @@ bool task::join_until(time_point deadline) {
   if (c->sched != &s)
     throw error(fmt::format("gr::task::join: task #{} belongs to another thread's scheduler", c->id));
   if (c == s.current) throw error(fmt::format("gr::task::join: task #{} '{}' cannot join itself", c->id, c->name));
-  detail::check_cancelled();
+  if (s.current->cancel_requested || s.shutting_down) [[unlikely]]  // check_cancelled(), on `s`
+    detail::throw_cancelled(s);
   if (c->state != detail::task_state::done) {
     const std::uint64_t id = c->id;
     detail::wait_node me{s.current};
     c->joiners.push_back(me);
     const detail::wait_reason why{"join", "task", c, &c->name};
+    // Without a deadline this is park(), whose cancel check was just made above.
     detail::wake_reason r =
-        deadline == time_point::max() ? detail::park(why) : detail::park_until(why, deadline);
+        deadline == time_point::max() ? detail::park_now(s, why) : detail::park_until(why, deadline);
     if (!me.signaled) {
       c->joiners.remove(me);
       detail::raise_if_interrupted(r);

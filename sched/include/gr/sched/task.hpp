@@ -51,7 +51,9 @@ public:
   task() noexcept = default;
   task(task&& o) noexcept : ctl_(std::exchange(o.ctl_, nullptr)) {}
   task& operator=(task&& o) noexcept;
-  ~task() { detach(); }
+  ~task() {
+    if (ctl_) detach();  // joined and moved-from handles (the usual end) skip the call
+  }
 
   // join: blocks the calling task until this one has finished, then rethrows the exception that
   // ended it, if any (a task ended by cancellation joins normally). Afterwards the handle is
@@ -101,8 +103,13 @@ inline constexpr std::size_t task_frame_ctl_offset = (sizeof(greenlet) + alignof
 template <class F>
 class task_frame final : public greenlet {
 public:
-  task_frame(stack usable, F&& fn) : greenlet(nullptr, usable, false) { ::new (fn_storage()) F(std::move(fn)); }
-  task_frame(stack usable, const F& fn) : greenlet(nullptr, usable, false) { ::new (fn_storage()) F(fn); }
+  // On the lowest `usable` bytes of `mem`, the rest of which it occupies.
+  task_frame(const stack& mem, std::size_t usable, F&& fn) : greenlet(nullptr, mem, usable) {
+    ::new (fn_storage()) F(std::move(fn));
+  }
+  task_frame(const stack& mem, std::size_t usable, const F& fn) : greenlet(nullptr, mem, usable) {
+    ::new (fn_storage()) F(fn);
+  }
 
   task_ctl ctl;
 
@@ -116,8 +123,16 @@ private:
 
 // run_task: the body every task shares; `invoke` calls the callable, `finish` destroys it.
 void run_task(task_ctl& c, void (*invoke)(void*), void (*destroy_fn)(void*) noexcept, void* fn);
-// frame_slot: where a frame of `bytes` with `align` goes on `s`; the rest is the usable stack.
-void* frame_slot(const stack& s, std::size_t bytes, std::size_t align, stack& usable);
+// frame_slot: where a frame of `bytes` with `align` goes on `s`; the bytes below it are the
+// usable stack. Throws gr::error if too little would be left. Inline: it runs on every spawn.
+[[noreturn]] void frame_too_big(const stack& s, std::size_t bytes);
+inline void* frame_slot(const stack& s, std::size_t bytes, std::size_t align) {
+  const auto base = reinterpret_cast<std::uintptr_t>(s.base);
+  const auto slot = (base + s.size - bytes) & ~(std::uintptr_t{align < 16 ? 16 : align} - 1);
+  if (slot < base || slot - base < min_stack_size / 2) [[unlikely]]
+    frame_too_big(s, bytes);
+  return reinterpret_cast<void*>(slot);
+}
 
 template <class F>
 void* task_frame<F>::run(void*) {
@@ -144,12 +159,11 @@ task spawn(F&& fn, task_options opts, std::source_location where) {
   static_assert(std::is_invocable_v<Fn&>, "gr::spawn: the task function must be callable with no arguments");
   using frame = detail::task_frame<Fn>;
   stack mem = allocate_stack(opts.stack_size);
-  stack usable;
-  void* slot;
   frame* f;
   try {
-    slot = detail::frame_slot(mem, sizeof(frame), alignof(frame), usable);
-    f = ::new (slot) frame(usable, std::forward<F>(fn));
+    void* slot = detail::frame_slot(mem, sizeof(frame), alignof(frame));
+    const auto usable = static_cast<std::size_t>(static_cast<char*>(slot) - static_cast<char*>(mem.base));
+    f = ::new (slot) frame(mem, usable, std::forward<F>(fn));
   } catch (...) {
     release_stack(mem);
     throw;
