@@ -445,6 +445,55 @@ TEST_SUITE("channel.select") {
     if (n > 0) CHECK(rest.back() == 200);
   }
 
+  // The ready pass keeps the waiter each case found and completes the picked case with it: that
+  // waiter must be the live one behind a fired select's stale node, whichever case is picked.
+  TEST_CASE("a ready select pairs with the live waiter behind a stale registration") {
+    gr::channel<int> a, b, c(1);
+    std::vector<int> counts(2, 0);
+    for (int trial = 0; trial < 64; ++trial) {
+      // Receive: on `a`, a stale node of a fired select, then a blocked sender of 5.
+      auto stale = gr::spawn([&] { CHECK(gr::select(gr::send_case(a, 100), gr::send_case(b, 200)) == 1); });
+      gr::yield();  // `stale` parks on both
+      auto sender = gr::spawn([&] { a.send(5); });
+      gr::yield();                 // `sender` waits behind it on `a`
+      CHECK(b.recv() == 200);      // fires `stale`, not yet run: its node on `a` is stale
+      REQUIRE(c.try_send(6) == channel_status::ok);  // a second ready case
+      std::optional<int> got;
+      const std::size_t i = gr::select(gr::recv_case(a, [&](std::optional<int> v) { got = v; }),
+                                       gr::recv_case(c, [&](std::optional<int> v) { got = v; }));
+      ++counts[i];
+      CHECK(got == (i == 0 ? 5 : 6));
+      if (i == 0)
+        CHECK(c.try_recv().value == 6);
+      else
+        CHECK(a.recv() == 5);
+      stale.join();
+      sender.join();
+
+      // Send: on `a`, a stale node of a fired select, then a blocked receiver.
+      stale = gr::spawn([&] { CHECK(gr::select(gr::recv_case(a), gr::recv_case(b)) == 1); });
+      gr::yield();
+      std::optional<int> received;
+      auto receiver = gr::spawn([&] { received = a.recv(); });
+      gr::yield();
+      b.send(1);
+      const std::size_t j = gr::select(gr::send_case(a, 7), gr::send_case(c, 8));
+      ++counts[j];
+      if (j == 1) {
+        CHECK(c.try_recv().value == 8);
+        a.send(9);
+      }
+      receiver.join();
+      stale.join();
+      CHECK(received == (j == 0 ? 7 : 9));
+    }
+    INFO("counts " << counts[0] << " " << counts[1]);
+    CHECK(counts[0] > 0);
+    CHECK(counts[1] > 0);
+    check_no_stale_receiver(a);
+    check_no_stale_receiver(b);
+  }
+
   TEST_CASE_TEMPLATE("a select never pairs its own send with its own recv", C, GR_TEST_CAPACITIES) {
     use_clock<gr::virtual_clock> vc;
     gr::channel<int> a(C::value);

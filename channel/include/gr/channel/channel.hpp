@@ -112,8 +112,13 @@ public:
   std::default_sentinel_t end() const noexcept { return {}; }
 
   // For select (detail): the non-blocking halves.
-  channel_status offer(T& v);               // try to send `v` now (moved from on ok)
+  channel_status offer(T& v);                  // try to send `v` now (moved from on ok)
   channel_status take(std::optional<T>& out);  // try to receive now
+  // offer_to / take_from: offer() / take() given what live_receiver() / live_sender() returned,
+  // with nothing run in between (select's ready pass asks once, then completes the case it picks).
+  // Inlined into offer() / take() and select, so neither pays a call for sharing the code.
+  [[gnu::always_inline]] channel_status offer_to(T& v, detail::chan_node* receiver);
+  [[gnu::always_inline]] channel_status take_from(std::optional<T>& out, detail::chan_node* sender);
 
 private:
   channel_status send_wait(T& v, time_point deadline, bool throw_if_closed = false);

@@ -28,6 +28,7 @@
 
 #include <gr/channel/channel.hpp>
 #include <gr/channel/detail/chan_core.hpp>
+#include <gr/runtime/error.hpp>
 #include <gr/sched/clock.hpp>
 
 #include <chrono>
@@ -55,7 +56,7 @@ struct no_handler {};
 
 // case_ops: a case's kind, and how the parking half of select runs its handler once it has
 // completed (n: its node; null for a timeout). The ready pass calls each case's ready() and
-// try_complete() directly: the types are known there.
+// complete() directly: the types are known there.
 struct case_ops {
   case_kind kind;
   void (*fire)(void* c, const chan_node* n);
@@ -104,14 +105,19 @@ struct recv_case_t {
   channel<T>* ch;
   F handler;
   std::optional<T> slot{};
+  detail::chan_node* peer = nullptr;  // the sender ready() found
 
-  // For select (detail). ready: would the receive complete now (a value, or closed)?
-  // try_complete: completes it now if it can and runs the handler.
-  bool ready() noexcept { return ch->recv_ready(); }
-  bool try_complete() {
-    if (ch->take(slot) == channel_status::would_block) return false;
+  // For select (detail). ready: would the receive complete now (a sender waits, a value is
+  // buffered, or closed)? complete: completes it, found ready with nothing run since, and runs
+  // the handler (ready() found everything take() would look for: it is not asked twice).
+  bool ready() noexcept {
+    peer = ch->live_sender();
+    return ch->recv_ready(peer);
+  }
+  void complete() {
+    [[maybe_unused]] const channel_status s = ch->take_from(slot, peer);
+    GR_DEBUG_ASSERT(s != channel_status::would_block, "gr::select: a recv case found ready did not complete");
     detail::call_handler(handler, std::move(slot));
-    return true;
   }
 
   detail::case_ref ref() noexcept { return {this, &ops, ch, &slot}; }
@@ -129,17 +135,20 @@ struct send_case_t {
   channel<T>* ch;
   T* value;
   F handler;
-  std::optional<T> copy{};  // holds the copy of an lvalue argument
+  std::optional<T> copy{};            // holds the copy of an lvalue argument
+  detail::chan_node* peer = nullptr;  // the receiver ready() found
 
-  // For select (detail): see recv_case_t. A closed channel is ready, and try_complete throws.
-  bool ready() noexcept { return ch->send_ready(); }
-  bool try_complete() {
-    const channel_status s = ch->offer(*value);
-    if (s == channel_status::would_block) return false;
+  // For select (detail): see recv_case_t. A closed channel is ready, and complete() throws.
+  bool ready() noexcept {
+    peer = ch->live_receiver();
+    return ch->send_ready(peer);
+  }
+  void complete() {
+    const channel_status s = ch->offer_to(*value, peer);
+    GR_DEBUG_ASSERT(s != channel_status::would_block, "gr::select: a send case found ready did not complete");
     if (s == channel_status::closed) [[unlikely]]
       ch->throw_send_closed();
     detail::call_handler(handler);
-    return true;
   }
 
   detail::case_ref ref() noexcept { return {this, &ops, ch, value}; }

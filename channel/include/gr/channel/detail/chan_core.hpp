@@ -65,13 +65,18 @@ public:
   // label: "channel 'name'" or "channel 0x...", as messages name it.
   std::string label() const;
 
-  // For select: is a matching counterpart waiting? (Stale select nodes are dropped on the way.)
-  bool has_receiver() noexcept { return live_front(recvq_) != nullptr; }
-  bool has_sender() noexcept { return live_front(sendq_) != nullptr; }
-  // recv_ready / send_ready: would take() / offer() complete now rather than report would_block?
+  // live_sender / live_receiver: the waiter a receive / send would pair with now, or null.
+  // (Stale select nodes are dropped on the way.) select's ready pass keeps what it finds for
+  // take_from() / offer_to() (channel<T>).
+  chan_node* live_sender() noexcept { return live_front(sendq_); }
+  chan_node* live_receiver() noexcept { return live_front(recvq_); }
+  bool has_receiver() noexcept { return live_receiver() != nullptr; }
+  bool has_sender() noexcept { return live_sender() != nullptr; }
+  // recv_ready / send_ready: would a receive / send complete now rather than report
+  // would_block, given the live sender / receiver `peer` (live_sender() / live_receiver())?
   // A closed channel is ready for both (recv: what is left, then nullopt; send: it throws).
-  bool recv_ready() noexcept { return count_ > 0 || closed_ || has_sender(); }
-  bool send_ready() noexcept { return count_ < cap_ || closed_ || has_receiver(); }
+  bool recv_ready(const chan_node* peer) const noexcept { return peer || count_ > 0 || closed_; }
+  bool send_ready(const chan_node* peer) const noexcept { return peer || count_ < cap_ || closed_; }
   void enqueue_recv(chan_node& n) noexcept { recvq_.push_back(n); }
   void enqueue_send(chan_node& n) noexcept { sendq_.push_back(n); }
   [[noreturn]] void throw_send_closed() const { throw_closed("send"); }

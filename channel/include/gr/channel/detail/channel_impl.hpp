@@ -3,7 +3,8 @@
 // Invariants (Go's chan.go):
 //   - At least one of recvq_ and sendq_ holds no live waiter.
 //   - A live receiver waits only while count_ == 0; a live sender only while count_ == cap_.
-//   - closed_ implies sendq_ is empty (close() completes every waiter).
+//   - closed_ implies neither queue holds a live waiter (close() completes every waiter, and no
+//     operation waits on a closed channel).
 //   - A waiter is claimed (unlinked, its select fired) only after its value has moved: a T whose
 //     move throws must find the channel, and every waiter, as they were (see channel.hpp).
 #pragma once
@@ -29,8 +30,19 @@ channel<T>::~channel() {
 
 template <class T>
 channel_status channel<T>::offer(T& v) {
+  return offer_to(v, live_receiver());
+}
+
+template <class T>
+channel_status channel<T>::take(std::optional<T>& out) {
+  return take_from(out, live_sender());
+}
+
+template <class T>
+inline channel_status channel<T>::offer_to(T& v, detail::chan_node* r) {
+  // closed: `r` is null (see the invariants).
   if (closed_) return channel_status::closed;
-  if (detail::chan_node* r = live_front(recvq_)) {
+  if (r) {
     // Straight to the receiver, claimed only once the value is there: a throw leaves it waiting.
     static_cast<std::optional<T>*>(r->value)->emplace(std::move(v));
     claim(recvq_, r);
@@ -46,8 +58,8 @@ channel_status channel<T>::offer(T& v) {
 }
 
 template <class T>
-channel_status channel<T>::take(std::optional<T>& out) {
-  if (detail::chan_node* s = live_front(sendq_)) {
+inline channel_status channel<T>::take_from(std::optional<T>& out, detail::chan_node* s) {
+  if (s) {
     T& sent = *static_cast<T*>(s->value);
     if (cap_ == 0) {
       out.emplace(std::move(sent));  // a throw leaves the sender waiting (claimed below)
