@@ -44,6 +44,7 @@ public:
   task_ctl* rotate(task_ctl* self) noexcept {
     if (empty()) return nullptr;
     task_ctl* next = slots_[head_++ & mask_];
+    if (!next) __builtin_unreachable();  // no queued task is null: the caller's null test goes
     slots_[tail_++ & mask_] = self;
     return next;
   }

@@ -597,6 +597,7 @@ inline constexpr std::size_t frame_ahead = 3;
 inline constexpr std::size_t stack_ahead = 1;
 [[gnu::always_inline]] inline void prefetch_ahead(const sched_state& s) noexcept {
   const std::size_t queued = s.rr.size();
+  if (queued <= stack_ahead) return;  // two tasks yielding to each other stop here, one compare in
   if (queued > frame_ahead) {
     // What a switch reads of a spawned task's frame: the first two lines of its greenlet, the
     // first of its control block, and the callable right behind the control block. (The main
@@ -608,8 +609,8 @@ inline constexpr std::size_t stack_ahead = 1;
     __builtin_prefetch(t);
     __builtin_prefetch(t + 1);
   }
-  if (queued > stack_ahead)
-    if (const void* sp = s.rr.at(stack_ahead)->gl->suspended_sp()) prefetch_range(sp, 192);  // the frames it resumes into
+  // Last: its loads may wait on a miss, and the frame prefetches above need not wait with them.
+  if (const void* sp = s.rr.at(stack_ahead)->gl->suspended_sp()) prefetch_range(sp, 192);  // the frames it resumes into
 }
 
 }  // namespace
