@@ -17,23 +17,31 @@
 #include <thread>
 #include <vector>
 
+namespace {
+// abc_yield_order: tasks a, b and c and the main task ('M') each record themselves and yield,
+// three times over; returns the order they ran in.
+std::string abc_yield_order() {
+  std::string order;
+  std::vector<gr::task> tasks;
+  for (char c : std::string("abc"))
+    tasks.push_back(gr::spawn([&order, c] {
+      for (int i = 0; i < 3; ++i) {
+        order += c;
+        gr::yield();
+      }
+    }));
+  for (int i = 0; i < 3; ++i) {
+    order += 'M';
+    gr::yield();
+  }
+  for (auto& t : tasks) t.join();
+  return order;
+}
+}  // namespace
+
 TEST_SUITE("sched.yield") {
   TEST_CASE("yield runs every other ready task once, in order, before the yielder again") {
-    std::string order;
-    std::vector<gr::task> tasks;
-    for (char c : std::string("abc"))
-      tasks.push_back(gr::spawn([&order, c] {
-        for (int i = 0; i < 3; ++i) {
-          order += c;
-          gr::yield();
-        }
-      }));
-    for (int i = 0; i < 3; ++i) {
-      order += 'M';
-      gr::yield();
-    }
-    for (auto& t : tasks) t.join();
-    CHECK(order == "MabcMabcMabc");
+    CHECK(abc_yield_order() == "MabcMabcMabc");
   }
 
   TEST_CASE("tasks that finish while the main task only yields give their stacks back") {
@@ -169,19 +177,7 @@ TEST_SUITE("sched.yield") {
     std::string order;
     std::thread([&] {
       gr::scheduler::current().set_policy(std::make_unique<gr::round_robin>());
-      std::vector<gr::task> tasks;
-      for (char c : std::string("abc"))
-        tasks.push_back(gr::spawn([&order, c] {
-          for (int i = 0; i < 3; ++i) {
-            order += c;
-            gr::yield();
-          }
-        }));
-      for (int i = 0; i < 3; ++i) {
-        order += 'M';
-        gr::yield();
-      }
-      for (auto& t : tasks) t.join();
+      order = abc_yield_order();
     }).join();
     CHECK(order == "MabcMabcMabc");
   }
