@@ -354,13 +354,18 @@ namespace {
   GR_DEBUG_EVENT(s, trace_event::type::throw_, s.current, nullptr, nullptr, wake_reason::cancelled, nullptr);
   throw task_cancelled{};
 }
-}  // namespace
 
-void check_cancelled() {
-  sched_state& s = this_sched();
-  if (s.current->cancel_requested || s.shutting_down) [[unlikely]]
+// interrupted: the current task must not block: it was cancelled, or the thread is unwinding
+// its tasks. Every blocking verb asks this first.
+inline bool interrupted(const sched_state& s) { return s.current->cancel_requested || s.shutting_down; }
+
+inline void raise_if_cancelled(sched_state& s) {
+  if (interrupted(s)) [[unlikely]]
     throw_cancelled(s);
 }
+}  // namespace
+
+void check_cancelled() { raise_if_cancelled(this_sched()); }
 
 namespace {
 // require_task_context: the CPU must be on the current task's greenlet. A blocking call or yield
@@ -390,7 +395,7 @@ inline void require_task_context(const sched_state& s) {
 
 wake_reason park(const wait_reason& why) {
   sched_state& s = this_sched();
-  if (s.current->cancel_requested || s.shutting_down) [[unlikely]]
+  if (interrupted(s)) [[unlikely]]
     return wake_reason::cancelled;
   return park_now(s, why);
 }
@@ -405,7 +410,7 @@ wake_reason park_uninterruptible(const wait_reason& why) {
 wake_reason park_until(const wait_reason& why, time_point deadline) {
   sched_state& s = this_sched();
   task_ctl* self = s.current;
-  if (self->cancel_requested || s.shutting_down) [[unlikely]]
+  if (interrupted(s)) [[unlikely]]
     return wake_reason::cancelled;
   if (deadline == time_point::max()) return park(why);  // no timer: a deadlock stays detectable
   if (deadline <= s.clk->now()) return wake_reason::timeout;
@@ -526,8 +531,7 @@ bool task::join_until(time_point deadline) {
   if (c->sched != &s)
     throw error(fmt::format("gr::task::join: task #{} belongs to another thread's scheduler", c->id));
   if (c == s.current) throw error(fmt::format("gr::task::join: task #{} '{}' cannot join itself", c->id, c->name));
-  if (s.current->cancel_requested || s.shutting_down) [[unlikely]]  // check_cancelled(), on `s`
-    detail::throw_cancelled(s);
+  detail::raise_if_cancelled(s);
   if (c->state != detail::task_state::done) {
     const std::uint64_t id = c->id;
     detail::wait_node me{s.current};

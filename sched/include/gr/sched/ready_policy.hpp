@@ -57,19 +57,6 @@ public:
   }
   bool empty() const noexcept override { return head_ == nullptr; }
   std::size_t size() const noexcept override { return size_; }
-  // rotate: pop(), then push(t) if something was popped (a yield), in one pass; null if empty.
-  detail::task_ctl* rotate(detail::task_ctl* t) noexcept {
-    detail::task_ctl* next = head_;
-    if (!next) return nullptr;
-    link(t) = nullptr;
-    head_ = link(next);
-    if (head_)
-      link(tail_) = t;
-    else
-      head_ = t;
-    tail_ = t;
-    return next;
-  }
 
 private:
   detail::task_ctl* head_ = nullptr;

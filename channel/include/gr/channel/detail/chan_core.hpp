@@ -71,7 +71,6 @@ public:
   chan_node* live_sender() noexcept { return live_front(sendq_); }
   chan_node* live_receiver() noexcept { return live_front(recvq_); }
   bool has_receiver() noexcept { return live_receiver() != nullptr; }
-  bool has_sender() noexcept { return live_sender() != nullptr; }
   // recv_ready / send_ready: would a receive / send complete now rather than report
   // would_block, given the live sender / receiver `peer` (live_sender() / live_receiver())?
   // A closed channel is ready for both (recv: what is left, then nullopt; send: it throws).
