@@ -280,7 +280,9 @@ struct greenlet_access {
     leave(from, to);
     from->resume_ = greenlet::resume::in_switch;
     if (to->state_ == greenlet::state::unstarted) [[unlikely]] {
-      to->ctx_ = ctx::make_fcontext(to->stack_.top(), to->stack_.size, &entry);
+      // The first frames start the stack's colour below its top (see gr::stack::colour).
+      const std::size_t colour = to->stack_.colour * stack::colour_step;
+      to->ctx_ = ctx::make_fcontext(static_cast<char*>(to->stack_.top()) - colour, to->stack_.size - colour, &entry);
       to->state_ = greenlet::state::active;
       detail::san_init(to->san_, to->stack_.base, to->stack_.size, false);
       detail::san_start_switch(from->san_, to->san_, from_dying);
@@ -408,6 +410,7 @@ greenlet::greenlet(greenlet* parent, const stack& s, std::size_t usable_size) {
   attach(parent);
   stack_ = s;
   stack_.size = usable_size;
+  stack_.colour = 0;       // the subclass's frame above usable_size has taken it
   stack_.valgrind_id = 0;  // the registration stays with `s`, released by its owner
 }
 

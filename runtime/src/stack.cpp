@@ -276,8 +276,10 @@ namespace {
 // new_stack: a pool miss: a fresh mapping (or slab slot), registered with valgrind. Out of line,
 // so the pool hit that allocate_stack() makes on almost every spawn needs no stack frame.
 [[gnu::noinline]] stack new_stack(std::size_t size) {
+  static thread_local unsigned next_colour = 0;
   stack s;
   if (!map_guarded(size, s)) s = take_slab_slot(size);
+  s.colour = static_cast<std::uint8_t>(next_colour++ % stack::colours);
   register_valgrind(s);
   return s;
 }

@@ -7,6 +7,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <set>
+#include <vector>
 
 using gr_test::num;
 using gr_test::on_stack_of;
@@ -126,5 +129,26 @@ TEST_SUITE("greenlet.stack") {
     const auto used = static_cast<std::size_t>(static_cast<const char*>(g.stack_region().top()) - g_lowest);
     CHECK(used > gr::default_stack_size);  // far more than a default stack would have held
     CHECK(gr::detail::canary_intact(g.stack_region()));
+  }
+
+  TEST_CASE("a greenlet's first frames start its stack's cache colour below the top") {
+    gr::trim_stack_pool();  // fresh stacks: successive colours
+    gr::greenlet* main = gr::greenlet::current();
+    std::vector<std::unique_ptr<gr::greenlet>> gs;
+    for (unsigned i = 0; i < gr::stack::colours; ++i) {
+      gs.push_back(std::make_unique<gr::greenlet>([main](void*) -> void* { return main->switch_to(); }));
+      gs.back()->switch_to();  // start it: it suspends at once, at the same depth as every other
+    }
+    std::set<unsigned> colours;
+    std::set<std::ptrdiff_t> uncoloured_depths;
+    for (const auto& g : gs) {
+      const gr::stack& s = g->stack_region();
+      colours.insert(s.colour);
+      const auto depth = static_cast<const char*>(s.top()) - static_cast<const char*>(g->suspended_sp());
+      uncoloured_depths.insert(depth - static_cast<std::ptrdiff_t>(s.colour * gr::stack::colour_step));
+    }
+    CHECK(colours.size() == gr::stack::colours);
+    CHECK(uncoloured_depths.size() == 1);  // each is exactly its colour deeper than the others
+    for (auto& g : gs) g->switch_to();     // let them finish
   }
 }

@@ -3,6 +3,7 @@
 #include <gr/runtime/stack.hpp>
 
 #include <thread>
+#include <vector>
 
 TEST_SUITE("runtime.pool") {
   TEST_CASE("a released stack is reused by the next allocation of the same size") {
@@ -38,6 +39,25 @@ TEST_SUITE("runtime.pool") {
     CHECK(same.base == base);
     gr::release_stack(other);
     gr::release_stack(same);
+  }
+
+  TEST_CASE("successive new stacks get successive cache colours and a pooled stack keeps its own") {
+    gr::trim_stack_pool();
+    std::vector<gr::stack> v;
+    for (unsigned i = 0; i < gr::stack::colours + 2; ++i) v.push_back(gr::allocate_stack(64 * 1024));
+    for (std::size_t i = 1; i < v.size(); ++i) {
+      CAPTURE(i);
+      CHECK(v[i].colour < gr::stack::colours);
+      CHECK(v[i].colour == (v[i - 1].colour + 1) % gr::stack::colours);
+    }
+    const gr::stack last = v.back();
+    v.pop_back();
+    gr::release_stack(last);
+    gr::stack again = gr::allocate_stack(64 * 1024);
+    CHECK(again.base == last.base);
+    CHECK(again.colour == last.colour);
+    gr::release_stack(again);
+    for (auto& s : v) gr::release_stack(s);
   }
 
   TEST_CASE("stack statistics count live and pooled stacks") {

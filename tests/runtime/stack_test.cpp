@@ -216,6 +216,13 @@ TEST_SUITE("runtime.stack") {
     CHECK(gr::stack_statistics().guarded_live == before.guarded_live);
   }
 
+  TEST_CASE("a user stack has cache colour 0: gr leaves the placement of its top to the caller") {
+    alignas(16) static char memory[16 * 1024];
+    gr::stack s = gr::user_stack(memory, sizeof memory);
+    CHECK(s.colour == 0);
+    gr::release_stack(s);
+  }
+
   TEST_CASE("user_stack rejects null memory with gr::error") {
     CHECK_THROWS_AS(gr::user_stack(nullptr, 64 * 1024), gr::error);
     CHECK_THROWS_WITH(gr::user_stack(nullptr, 64 * 1024), doctest::Contains("null"));

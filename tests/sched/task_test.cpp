@@ -11,6 +11,7 @@
 
 #include <array>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -293,6 +294,36 @@ TEST_SUITE("sched.task") {
     big[0] = 1;
     CHECK_THROWS_AS(gr::spawn([big] { (void)big; }, {.name = "big", .stack_size = 8 * 1024}), gr::error);
     CHECK(gr::scheduler::current().task_count() == 0);
+  }
+
+  TEST_CASE("task frames sit at their stack's cache colour below the top, so they spread over a page") {
+    gr::trim_stack_pool();  // fresh stacks: successive colours
+    std::vector<gr::task> ts;
+    for (unsigned i = 0; i < gr::stack::colours; ++i) ts.push_back(gr::spawn([] { gr::yield(); }));
+    std::set<std::uintptr_t> depths;  // from the stack's top down to the frame
+    for (const auto& i : gr::scheduler::current().snapshot()) {
+      if (i.is_main) continue;
+      const auto top = reinterpret_cast<std::uintptr_t>(i.stack_base) + i.stack_size;
+      depths.insert(top - reinterpret_cast<std::uintptr_t>(i.greenlet));
+    }
+    // One depth per colour, a colour step apart.
+    REQUIRE(depths.size() == gr::stack::colours);
+    CHECK(*depths.rbegin() - *depths.begin() == (gr::stack::colours - 1) * gr::stack::colour_step);
+    for (auto& t : ts) t.join();
+  }
+
+  TEST_CASE("a callable that fits only at the very top of a small stack gets no colour there") {
+    // 8 KiB stacks keep half for the task's own frames; this callable leaves room for no colour
+    // beyond the first few. Every colour must still spawn.
+    std::array<char, 3200> big{};
+    big[0] = 1;
+    gr::trim_stack_pool();
+    std::vector<gr::task> ts;
+    int ran = 0;
+    for (unsigned i = 0; i < gr::stack::colours; ++i)
+      ts.push_back(gr::spawn([big, &ran] { ran += big[0]; }, {.stack_size = 8 * 1024}));
+    for (auto& t : ts) t.join();
+    CHECK(ran == static_cast<int>(gr::stack::colours));
   }
 
   TEST_CASE("stack_size is honoured") {

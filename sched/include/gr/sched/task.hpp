@@ -123,14 +123,19 @@ private:
 
 // run_task: the body every task shares; `invoke` calls the callable, `finish` destroys it.
 void run_task(task_ctl& c, void (*invoke)(void*), void (*destroy_fn)(void*) noexcept, void* fn);
-// frame_slot: where a frame of `bytes` with `align` goes on `s`; the bytes below it are the
-// usable stack. Throws gr::error if too little would be left. Inline: it runs on every spawn.
+// frame_slot: where a frame of `bytes` with `align` goes on `s`: its colour's cache lines below
+// the top (see gr::stack::colour), or at the very top when the colour would leave too little
+// below it. The bytes below the frame are the usable stack. Throws gr::error if too little would
+// be left even so. Inline: it runs on every spawn.
 [[noreturn]] void frame_too_big(const stack& s, std::size_t bytes);
 inline void* frame_slot(const stack& s, std::size_t bytes, std::size_t align) {
   const auto base = reinterpret_cast<std::uintptr_t>(s.base);
-  const auto slot = (base + s.size - bytes) & ~(std::uintptr_t{align < 16 ? 16 : align} - 1);
-  if (slot < base || slot - base < min_stack_size / 2) [[unlikely]]
-    frame_too_big(s, bytes);
+  const auto mask = ~(std::uintptr_t{align < 16 ? 16 : align} - 1);
+  auto slot = (base + s.size - s.colour * stack::colour_step - bytes) & mask;
+  if (slot < base || slot - base < min_stack_size / 2) [[unlikely]] {
+    slot = (base + s.size - bytes) & mask;  // a stack too small to spare its colour
+    if (slot < base || slot - base < min_stack_size / 2) frame_too_big(s, bytes);
+  }
   return reinterpret_cast<void*>(slot);
 }
 
