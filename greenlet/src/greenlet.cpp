@@ -12,6 +12,12 @@
 //     the resume bookkeeping: then data is the value, and what to raise, if anything, is in
 //     pending_throw_.
 //   - exc_ is set only on a dead greenlet, from its death until the resumer rethrows it.
+//   - inject_pending_ == static_cast<bool>(inject_), always: inject_ is written only through
+//     greenlet_access::set_injection and take_injection, which keep both. The switch tests the
+//     byte, which sits in the greenlet's first cache line with every other field a switch
+//     touches; inject_ does not (see greenlet.hpp).
+//   - checks_canary_ == stack_.has_canary(), always: set with stack_ (greenlet_access::set_stack),
+//     the only writer of stack_'s origin.
 //   - A dead greenlet has no live frames: body() destroys every local before its final jump.
 //   - parent_ of a non-root greenlet exists: ~greenlet passes its children to its own parent. A
 //     greenlet whose parent_ is not a root sits in that parent's child list (first_child_,
@@ -48,7 +54,7 @@ struct greenlet_thread : greenlet_thread_head {  // current: see greenlet_thread
   eh_state* eh = nullptr;        // this thread's __cxa_eh_globals
   std::size_t live = 0;          // non-root greenlets created here and not yet destroyed
   kill_frame* kills = nullptr;   // the kills in progress on this thread
-  greenlet root;
+  alignas(64) greenlet root;  // a line of its own, like a task frame's greenlet (see greenlet.hpp)
 
   greenlet_thread() : root(greenlet::root_tag{}, this) {
     current = &root;
@@ -238,7 +244,44 @@ inline detail::greenlet_thread& this_thread() {
 
 }  // namespace
 
+namespace {
+constexpr bool in_first_line(std::size_t offset, std::size_t size) { return offset + size <= 64; }
+}  // namespace
+
 struct greenlet_access {
+  // The switch path's fields end within the greenlet's first cache line (see greenlet.hpp).
+  // offsetof on a class with a vtable is only conditionally supported; GCC and Clang give the
+  // member's real offset, which is what matters here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+  static_assert(in_first_line(offsetof(greenlet, ctx_), sizeof(greenlet::ctx_)));
+  static_assert(in_first_line(offsetof(greenlet, thread_), sizeof(greenlet::thread_)));
+  static_assert(in_first_line(offsetof(greenlet, pass_), sizeof(greenlet::pass_)));
+  static_assert(in_first_line(offsetof(greenlet, eh_), sizeof(greenlet::eh_)));
+  static_assert(in_first_line(offsetof(greenlet, state_), sizeof(greenlet::state_)));
+  static_assert(in_first_line(offsetof(greenlet, resume_), sizeof(greenlet::resume_)));
+  static_assert(in_first_line(offsetof(greenlet, inject_pending_), sizeof(greenlet::inject_pending_)));
+  static_assert(in_first_line(offsetof(greenlet, checks_canary_), sizeof(greenlet::checks_canary_)));
+  static_assert(in_first_line(offsetof(greenlet, exc_), sizeof(greenlet::exc_)));
+#pragma GCC diagnostic pop
+
+  // set_injection / take_injection: the only writers of inject_; they keep inject_pending_ equal
+  // to whether it holds a function.
+  static void set_injection(greenlet* g, greenlet::inject_function fn) noexcept {
+    g->inject_ = std::move(fn);
+    g->inject_pending_ = static_cast<bool>(g->inject_);
+  }
+  static greenlet::inject_function take_injection(greenlet* g) noexcept {
+    g->inject_pending_ = false;
+    return std::exchange(g->inject_, nullptr);
+  }
+  // set_stack: the only writer of stack_ as a whole; keeps checks_canary_ (a trimmed copy keeps
+  // its origin).
+  static void set_stack(greenlet* g, const stack& s) noexcept {
+    g->stack_ = s;
+    g->checks_canary_ = s.has_canary();
+  }
+
   static bool running(detail::running_stack& out) noexcept {
     detail::greenlet_thread* ts = tls_thread_state();
     if (!ts || !ts->current) return false;
@@ -253,7 +296,8 @@ struct greenlet_access {
   // hands the C++ exception globals over to `to`, and makes `to` the thread's current greenlet.
   [[gnu::always_inline]] static void leave(greenlet* from, greenlet* to) {
     detail::greenlet_thread* ts = from->thread_;
-    if (!detail::canary_intact(from->stack_)) [[unlikely]]
+    // A guarded stack (the usual kind) has no canary: the flag spares reading stack_.
+    if (from->checks_canary_ && !detail::canary_word_intact(from->stack_)) [[unlikely]]
       detail::canary_failure(from->stack_, from->name_.c_str(), from);
     // Whole 16-byte copies (two vector moves each way): the Itanium ABI's __cxa_eh_globals on
     // LP64 is a pointer and an unsigned int, padded to 16 bytes, like eh_state.
@@ -289,8 +333,10 @@ struct greenlet_access {
       return fcontext_jump(to->ctx_, from, &from->ctx_);
     }
     detail::san_start_switch(from->san_, to->san_, from_dying);
-    if (to->inject_) [[unlikely]]
+    if (to->inject_pending_) [[unlikely]] {
+      GR_DEBUG_ASSERT(to->inject_, "inject_pending_ is set on a greenlet with no injection");
       return fcontext_ontop(to->ctx_, from, &from->ctx_, &inject_trampoline);
+    }
 #if GR_DIRECT_RESUME
     // A greenlet that resumes straight into its caller runs no resumed(): it takes the value as
     // the jump's data, and an exception its dying child leaves is thrown from its stack's top
@@ -354,7 +400,7 @@ struct greenlet_access {
     detail::san_finish_switch(self->san_, &prev->san_);
     void* value = prev->pass_;
     std::exception_ptr died_by = std::exchange(prev->exc_, nullptr);  // set only if prev is dying
-    greenlet::inject_function fn = std::exchange(self->inject_, nullptr);
+    greenlet::inject_function fn = take_injection(self);
     if (self->resume_ != greenlet::resume::in_switch) {
       fn(value);
       if (died_by) [[unlikely]]  // as in rethrow_trampoline
@@ -402,13 +448,13 @@ inline void greenlet::attach(greenlet* parent) {
 
 greenlet::greenlet(greenlet* parent, stack s, bool owns_stack) {
   attach(parent);
-  stack_ = s;
+  greenlet_access::set_stack(this, s);
   owns_stack_ = owns_stack;
 }
 
 greenlet::greenlet(greenlet* parent, const stack& s, std::size_t usable_size) {
   attach(parent);
-  stack_ = s;
+  greenlet_access::set_stack(this, s);
   stack_.size = usable_size;
   stack_.colour = 0;       // the subclass's frame above usable_size has taken it
   stack_.valgrind_id = 0;  // the registration stays with `s`, released by its owner
@@ -424,7 +470,7 @@ greenlet::function checked(greenlet::function fn) {
 greenlet::greenlet(function fn, greenlet* parent, std::size_t stack_size)
     : greenlet(parent, stack{}, true) {
   fn_ = checked(std::move(fn));
-  stack_ = allocate_stack(stack_size);  // last: nothing after it can throw
+  greenlet_access::set_stack(this, allocate_stack(stack_size));  // last: nothing after it can throw
 }
 
 // The greenlet owns the stack *descriptor* (release_stack() on it only forgets a user stack:
@@ -452,6 +498,8 @@ greenlet::~greenlet() {
   }
   GR_DEBUG_ASSERT(parent_->root_ ? !prev_link_ : *prev_link_ == this,
                   "a greenlet is missing from its parent's child list");
+  GR_DEBUG_ASSERT(inject_pending_ == static_cast<bool>(inject_) && checks_canary_ == stack_.has_canary(),
+                  "a greenlet's switch flags disagree with its injection or its stack");
   // Leave the family: the children (unstarted, suspended or dead) go to this greenlet's parent,
   // so every parent chain still ends at a root, and a pending kill() forgets this greenlet.
   if (first_child_) [[unlikely]]
@@ -542,7 +590,7 @@ void greenlet::yield_transfer(greenlet* from, greenlet* to) {
   GR_DEBUG_ASSERT(from == from->thread_->current, "yield_transfer from a greenlet that is not running");
   GR_DEBUG_ASSERT(to->thread_ == from->thread_ && to != from && !to->dead(), "bad yield_transfer target");
 #if GR_DIRECT_RESUME
-  if (to->state_ == state::active && !to->inject_) [[likely]] {
+  if (to->state_ == state::active && !to->inject_pending_) [[likely]] {
     void* data = greenlet_access::leave_direct(from, to, nullptr, resume::to_caller);
     gr_fcontext_tail_jump(to->ctx_, data, &from->ctx_);  // a tail call: see gr_fcontext_tail_jump
     return;
@@ -569,7 +617,7 @@ void* greenlet::switch_to(void* arg) {
   if (to == from) [[unlikely]]
     return arg;
 #if GR_DIRECT_RESUME
-  if (to->state_ == state::active && !to->inject_) [[likely]] {
+  if (to->state_ == state::active && !to->inject_pending_) [[likely]] {
     void* data = greenlet_access::leave_direct(from, to, arg, resume::to_caller_with_value);
     return gr_fcontext_tail_switch(to->ctx_, data, &from->ctx_);  // a tail call: see gr_fcontext_tail_switch
   }
@@ -591,7 +639,7 @@ void* greenlet::throw_in(std::exception_ptr e) {
   if (to->state_ == state::unstarted)
     to->pending_throw_ = std::move(e);
   else
-    to->inject_ = [e = std::move(e)](void*) { std::rethrow_exception(e); };
+    greenlet_access::set_injection(to, [e = std::move(e)](void*) { std::rethrow_exception(e); });
   return transfer(from, to, nullptr);
 }
 
@@ -600,7 +648,7 @@ void greenlet::inject(inject_function fn) {
   if (state_ == state::dead) throw error(fmt::format("gr::greenlet::inject: {} is dead", describe()));
   if (thread_->current == this)
     throw error(fmt::format("gr::greenlet::inject: {} is running; inject into a suspended greenlet", describe()));
-  inject_ = std::move(fn);
+  greenlet_access::set_injection(this, std::move(fn));
 }
 
 namespace {
@@ -633,7 +681,7 @@ void greenlet::kill() {
   detail::kill_frame f{this, parent_, ts->kills};
   ts->kills = &f;
   set_parent_unchecked(cur);
-  inject_ = [](void*) { throw greenlet_exit{}; };
+  greenlet_access::set_injection(this, [](void*) { throw greenlet_exit{}; });
   try {
     transfer(cur, this, nullptr);
   } catch (...) {
@@ -653,7 +701,7 @@ void greenlet::reset() {
   ctx_ = nullptr;
   exc_ = nullptr;
   pending_throw_ = nullptr;
-  inject_ = nullptr;
+  greenlet_access::take_injection(this);
   eh_ = {};
   detail::san_reuse(stack_.base, stack_.size);
 }
@@ -668,7 +716,7 @@ void greenlet::body(greenlet* from) {
       if (pending_throw_) [[unlikely]]
         std::rethrow_exception(std::exchange(pending_throw_, nullptr));
       void* arg = from->pass_;  // first: an injection may switch away, and `from` be destroyed meanwhile
-      if (inject_) std::exchange(inject_, nullptr)(arg);
+      if (inject_pending_) greenlet_access::take_injection(this)(arg);
       pass_ = run(arg);
     } catch (const greenlet_exit&) {
       pass_ = nullptr;

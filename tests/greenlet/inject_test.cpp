@@ -58,6 +58,24 @@ TEST_SUITE("greenlet.inject") {
     CHECK(on_target_stack);
   }
 
+  TEST_CASE("an injection into an unstarted greenlet runs once however often it resumes") {
+    gr::greenlet* main = gr::greenlet::current();
+    int injected = 0;
+    int resumed = 0;
+    gr::greenlet g([&](void*) -> void* {
+      for (;;) {
+        main->switch_to();
+        ++resumed;
+      }
+    });
+    g.inject([&](void*) { ++injected; });
+    g.switch_to();
+    g.switch_to();
+    g.switch_to();
+    CHECK(injected == 1);
+    CHECK(resumed == 2);
+  }
+
   TEST_CASE("an injected function gets the value a dying child resumes its target with") {
     gr::greenlet* main = gr::greenlet::current();
     std::string log;

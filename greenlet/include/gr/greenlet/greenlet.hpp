@@ -205,6 +205,10 @@ private:
     active,     // started: running (it is current) or suspended in a switch (ctx_ holds its registers)
     dead,       // fn returned or threw; no live frames; the stack is kept until destruction or reset
   };
+  // How a suspended greenlet resumes (tools/gdb/gr.py reads it): inside its switch (resumed()
+  // runs), or straight into the caller of yield_transfer / switch_to, taking its value as the
+  // resuming jump's data (see gr_fcontext_tail_jump and gr_fcontext_tail_switch in greenlet.cpp).
+  enum class resume : unsigned char { in_switch, to_caller, to_caller_with_value };
 
   struct root_tag {};
   greenlet(root_tag, detail::greenlet_thread* t) noexcept;
@@ -240,25 +244,28 @@ private:
   void pass_children_to(greenlet* p) noexcept;
   [[noreturn]] void body(greenlet* from);
 
-  // The switch path's fields come first: with the vtable pointer they fill the first two cache
-  // lines of a 64-byte-aligned greenlet (a task's frame is), which is all a switch touches of it.
-  // Line 0: ctx_, thread_, pass_ and inject_'s emptiness; line 1: eh_, the state bytes, stack_.
+  // The switch path's fields come first: with the vtable pointer they fill the first cache line
+  // of a 64-byte-aligned greenlet (a task's frame is, and so is a thread's root), and they are all
+  // a switch reads or writes of either side, so a switch touches one line of each greenlet (a
+  // switch away from an unguarded or user stack also reads stack_ for its canary). A start, a
+  // death, an injection and the sanitizers' bookkeeping read further. greenlet.cpp holds the line
+  // with static_asserts; tests/greenlet/layout_test.cpp switches greenlets whose other lines are
+  // unreadable.
   void* ctx_ = nullptr;                   // saved fcontext while suspended
   detail::greenlet_thread* thread_ = nullptr;
   void* pass_ = nullptr;                  // the value this greenlet carries when it switches away
-  inject_function inject_;
   detail::eh_state eh_;
   state state_ = state::unstarted;
+  resume resume_ = resume::in_switch;
+  bool inject_pending_ = false;           // inject_ holds a function (the switch tests this, not inject_)
+  bool checks_canary_ = false;            // stack_.has_canary(), kept beside the other switch fields
   bool root_ = false;
   bool owns_stack_ = false;
-  // How a suspended greenlet resumes (tools/gdb/gr.py reads it): inside its switch (resumed()
-  // runs), or straight into the caller of yield_transfer / switch_to, taking its value as the
-  // resuming jump's data (see gr_fcontext_tail_jump and gr_fcontext_tail_switch in greenlet.cpp).
-  enum class resume : unsigned char { in_switch, to_caller, to_caller_with_value };
-  resume resume_ = resume::in_switch;
-  stack stack_;
-  greenlet* parent_ = nullptr;
   std::exception_ptr exc_;                // set when it died by an exception, until a resumer takes it
+  // Line 1 and on: off the switch path.
+  stack stack_;
+  inject_function inject_;                // written only with inject_pending_ (see greenlet.cpp)
+  greenlet* parent_ = nullptr;
   std::exception_ptr pending_throw_;      // throw_in on an unstarted greenlet, or what an injection threw
                                           // (until the resumed switch rethrows it)
   detail::fiber_sanitizer_state san_;

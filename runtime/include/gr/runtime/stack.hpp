@@ -98,9 +98,12 @@ std::size_t set_guard_budget(std::size_t budget) noexcept;
 namespace detail {
 inline constexpr std::uint64_t canary_word = 0x67725f63616e6172ull;  // "gr_canar"
 
-inline bool canary_intact(const stack& s) noexcept {
-  return !s.has_canary() || *static_cast<const std::uint64_t*>(s.base) == canary_word;
+// canary_word_intact: whether the canary of a stack that has one (has_canary()) is unbroken.
+// canary_intact: the same for any stack (one without a canary is always intact).
+inline bool canary_word_intact(const stack& s) noexcept {
+  return *static_cast<const std::uint64_t*>(s.base) == canary_word;
 }
+inline bool canary_intact(const stack& s) noexcept { return !s.has_canary() || canary_word_intact(s); }
 inline void write_canary(const stack& s) noexcept {
   if (s.has_canary()) *static_cast<std::uint64_t*>(s.base) = canary_word;
 }
