@@ -40,7 +40,7 @@ struct stack {
   // below it) starts that data colour * colour_step bytes below top(). Without it every stack's
   // top lines sit at the same offset in their page, and caches pick a line's set by its page
   // offset (and, in L2 and L3, a few bits above it): the tops of a thousand stacks would compete
-  // for a tenth of each cache's sets, and a lap of a ring of tasks would miss on every switch.
+  // for about an eighth of each cache's sets, and a lap of a ring of tasks would miss on every switch.
   // allocate_stack() gives successive new stacks successive colours (a pooled stack keeps its
   // own); user stacks get 0.
   std::uint8_t colour = 0;
@@ -48,7 +48,7 @@ struct stack {
 
   // 32 colours a cache line apart span 2 KiB. A task blocked in a semaphore uses about 1.7 KiB of
   // its top page (frame and stack), so nearly every one still fits in a single resident page;
-  // 64 colours would make a quarter of them touch a second one (measured: 4.15 KiB per blocked
+  // with 64 colours about half of them would touch a second one (measured: 4.15 KiB per blocked
   // task at 32 colours, 6.1 KiB at 64, 4.06 KiB without colours).
   static constexpr unsigned colours = 32;
   static constexpr std::size_t colour_step = 64;
