@@ -325,7 +325,7 @@ struct greenlet_access {
     from->resume_ = greenlet::resume::in_switch;
     if (to->state_ == greenlet::state::unstarted) [[unlikely]] {
       // The first frames start the stack's colour below its top (see gr::stack::colour).
-      const std::size_t colour = to->stack_.colour * stack::colour_step;
+      const std::size_t colour = to->stack_.colour_offset();
       to->ctx_ = ctx::make_fcontext(static_cast<char*>(to->stack_.top()) - colour, to->stack_.size - colour, &entry);
       to->state_ = greenlet::state::active;
       detail::san_init(to->san_, to->stack_.base, to->stack_.size, false);

@@ -145,7 +145,7 @@ TEST_SUITE("greenlet.stack") {
       const gr::stack& s = g->stack_region();
       colours.insert(s.colour);
       const auto depth = static_cast<const char*>(s.top()) - static_cast<const char*>(g->suspended_sp());
-      uncoloured_depths.insert(depth - static_cast<std::ptrdiff_t>(s.colour * gr::stack::colour_step));
+      uncoloured_depths.insert(depth - static_cast<std::ptrdiff_t>(s.colour_offset()));
     }
     CHECK(colours.size() == gr::stack::colours);
     CHECK(uncoloured_depths.size() == 1);  // each is exactly its colour deeper than the others

@@ -2,6 +2,7 @@
 
 #include <gr/runtime/stack.hpp>
 
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -58,6 +59,24 @@ TEST_SUITE("runtime.pool") {
     CHECK(again.colour == last.colour);
     gr::release_stack(again);
     for (auto& s : v) gr::release_stack(s);
+  }
+
+  TEST_CASE("a colour costs a small stack at most an eighth of it") {
+    gr::trim_stack_pool();
+    std::vector<gr::stack> small, big;
+    for (unsigned i = 0; i < gr::stack::colours; ++i) small.push_back(gr::allocate_stack(gr::min_stack_size));
+    for (unsigned i = 0; i < gr::stack::colours; ++i) big.push_back(gr::allocate_stack(64 * 1024));
+    std::vector<std::size_t> small_offsets;
+    for (const auto& s : small) {
+      CHECK(s.colour_offset() < s.size / 8);
+      CHECK(s.colour_offset() % gr::stack::colour_step == 0);
+      small_offsets.push_back(s.colour_offset());
+    }
+    CHECK(std::set<std::size_t>(small_offsets.begin(), small_offsets.end()).size() ==
+          gr::min_stack_size / 8 / gr::stack::colour_step);  // every offset the eighth allows
+    for (const auto& s : big) CHECK(s.colour_offset() == s.colour * gr::stack::colour_step);
+    for (auto& s : small) gr::release_stack(s);
+    for (auto& s : big) gr::release_stack(s);
   }
 
   TEST_CASE("stack statistics count live and pooled stacks") {

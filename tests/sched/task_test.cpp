@@ -55,6 +55,25 @@ struct flag_on_destroy {
   }
 };
 
+// slab_stacks_only: no guard budget for one scope, so new stacks come from slabs and every stack's
+// top sits at the same offset in its page, whatever the host's mapping limit; restores it after.
+struct slab_stacks_only {
+  std::size_t old = gr::set_guard_budget(0);
+  slab_stacks_only() { gr::trim_stack_pool(); }  // fresh stacks: successive colours
+  ~slab_stacks_only() {
+    gr::trim_stack_pool();
+    gr::set_guard_budget(old);
+  }
+};
+
+// top_callable<N>: a callable of exactly N bytes (a multiple of 64) that counts its runs.
+template <std::size_t N>
+struct alignas(64) top_callable {
+  std::array<char, N - 64> pad;
+  int* ran;
+  void operator()() const { ++*ran; }
+};
+
 }  // namespace
 
 TEST_SUITE("sched.task") {
@@ -296,8 +315,8 @@ TEST_SUITE("sched.task") {
     CHECK(gr::scheduler::current().task_count() == 0);
   }
 
-  TEST_CASE("task frames sit at their stack's cache colour below the top, so they spread over a page") {
-    gr::trim_stack_pool();  // fresh stacks: successive colours
+  TEST_CASE("task frames sit at their stack's cache colour below the top") {
+    slab_stacks_only slabs;
     std::vector<gr::task> ts;
     for (unsigned i = 0; i < gr::stack::colours; ++i) ts.push_back(gr::spawn([] { gr::yield(); }));
     std::set<std::uintptr_t> depths;  // from the stack's top down to the frame
@@ -312,16 +331,26 @@ TEST_SUITE("sched.task") {
     for (auto& t : ts) t.join();
   }
 
-  TEST_CASE("a callable that fits only at the very top of a small stack gets no colour there") {
-    // 8 KiB stacks keep half for the task's own frames; this callable leaves room for no colour
-    // beyond the first few. Every colour must still spawn.
-    std::array<char, 3200> big{};
-    big[0] = 1;
-    gr::trim_stack_pool();
-    std::vector<gr::task> ts;
+  TEST_CASE("a frame that fits only at the very top of a small stack gets no colour there") {
+    // A frame that leaves exactly 128 bytes more than the task's own minimum below it on an 8 KiB
+    // stack: colours 0 to 2 fit, the rest must fall back to the top instead of refusing the spawn.
+    constexpr std::size_t size = 8 * 1024;
+    constexpr std::size_t overhead = sizeof(gr::detail::task_frame<top_callable<64>>) - 64;
+    constexpr std::size_t fill = size - gr::min_stack_size / 2 - 128 - overhead;
+    using callable = top_callable<fill>;
+    static_assert(sizeof(gr::detail::task_frame<callable>) == size - gr::min_stack_size / 2 - 128);
+    slab_stacks_only slabs;
     int ran = 0;
-    for (unsigned i = 0; i < gr::stack::colours; ++i)
-      ts.push_back(gr::spawn([big, &ran] { ran += big[0]; }, {.stack_size = 8 * 1024}));
+    std::vector<gr::task> ts;
+    for (unsigned i = 0; i < gr::stack::colours; ++i) ts.push_back(gr::spawn(callable{{}, &ran}, {.stack_size = size}));
+    std::set<std::uintptr_t> depths;  // from the stack's top down to the frame
+    for (const auto& i : gr::scheduler::current().snapshot())
+      if (!i.is_main) depths.insert(reinterpret_cast<std::uintptr_t>(i.stack_base) + i.stack_size -
+                                    reinterpret_cast<std::uintptr_t>(i.greenlet));
+    // The uncoloured depth and at most two coloured ones; everything deeper fell back.
+    CHECK(depths.size() >= 2);
+    CHECK(depths.size() <= 3);
+    CHECK(*depths.rbegin() - *depths.begin() <= 2 * gr::stack::colour_step);
     for (auto& t : ts) t.join();
     CHECK(ran == static_cast<int>(gr::stack::colours));
   }

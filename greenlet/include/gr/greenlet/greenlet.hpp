@@ -75,7 +75,8 @@ public:
   using inject_function = std::function<void(void*)>;
 
   // greenlet: a greenlet that will run `fn` on its own stack of `stack_size` bytes (0: the default,
-  // gr::default_stack_size), with `parent` (null: this thread's root). Nothing runs until the first
+  // gr::default_stack_size), with `parent` (null: this thread's root). Its first frame starts
+  // the stack's colour_offset() below the top (at most an eighth of it; see gr::stack::colour). Nothing runs until the first
   // switch_to. Throws gr::error if `parent` belongs to another thread or `fn` is empty.
   explicit greenlet(function fn, greenlet* parent = nullptr, std::size_t stack_size = 0);
   // greenlet: the same on caller-supplied memory (see gr::user_stack): no allocation at all.
@@ -157,6 +158,10 @@ public:
   // its registers sit); null if unstarted or dead; stale while it runs (check current() first).
   // For dumps and debuggers.
   const void* suspended_sp() const noexcept { return state_ == state::active ? ctx_ : nullptr; }
+  // checks_canary: whether a switch away from this greenlet checks its stack's canary (an
+  // unguarded or user stack), reading stack_region() beyond the switch's first cache line. For
+  // the scheduler's prefetch.
+  bool checks_canary() const noexcept { return checks_canary_; }
 
   // live_count: greenlets of this thread that exist, roots excluded (for leak checks).
   static std::size_t live_count() noexcept;
@@ -181,7 +186,7 @@ public:
 
 protected:
   // For subclasses that supply their own body through run() and manage their own stack memory
-  // (the scheduler places its task objects at the top of the stack they run on).
+  // (the scheduler places its task objects near the top of the stack they run on).
   greenlet(greenlet* parent, stack s, bool owns_stack);
   // greenlet: runs on the lowest `usable_size` bytes of `s`, which it does not own: the subclass
   // object sits above them and its owner frees `s` (the scheduler's task frames). Takes `s` by
@@ -275,7 +280,7 @@ private:
   // on without a search): first_child_ heads it; next_sibling_ and prev_link_ (the pointer that
   // points at this greenlet: its parent's first_child_ or its previous sibling's next_sibling_)
   // link this greenlet into its parent's list; prev_link_ is null while the parent is a root.
-  // Kept out of the switch path's cache lines.
+  // Kept out of the switch path's cache line.
   greenlet* first_child_ = nullptr;
   greenlet* next_sibling_ = nullptr;
   greenlet** prev_link_ = nullptr;

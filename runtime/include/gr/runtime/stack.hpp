@@ -54,6 +54,18 @@ struct stack {
   static constexpr std::size_t colour_step = 64;
 
   void* top() const noexcept { return static_cast<char*>(base) + size; }
+  // colour_offset: how far below top() the hot data starts: colour * colour_step, wrapped to an
+  // eighth of the stack, so a small stack gives up at most an eighth of its room to its colour
+  // (an 8 KiB stack has 16 distinct offsets, 0 to 960 bytes; 16 KiB and more have all 32, 0 to
+  // 1,984). Which colour a stack has depends on the thread's earlier allocations: code that runs
+  // within an eighth of its stack's limit may overflow on one stack and not another.
+  std::size_t colour_offset() const noexcept {
+    std::size_t off = colour * colour_step;
+    const std::size_t span = size / 8 / colour_step * colour_step;
+    if (off >= span) [[unlikely]]  // small stacks only: no division on the usual path
+      off = span ? off % span : 0;
+    return off;
+  }
   bool has_canary() const noexcept { return origin == kind::unguarded || origin == kind::user; }
   explicit operator bool() const noexcept { return base != nullptr; }
 };

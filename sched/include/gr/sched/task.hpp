@@ -36,6 +36,8 @@
 namespace gr {
 
 // task_options: `name` shows in deadlock reports, dumps and traces; `stack_size` 0 is the default.
+// The task's frame (its callable and bookkeeping, a few hundred bytes) sits at the top of its
+// stack, its colour below the top (at most an eighth of the stack; see gr::stack::colour).
 struct task_options {
   std::string name{};
   std::size_t stack_size = 0;
@@ -96,7 +98,7 @@ task spawn(F&& fn, task_options opts = {}, std::source_location where = std::sou
 namespace detail {
 
 // task_frame: the greenlet, control block and callable of a spawned task, placed at the top of the
-// task's own stack. Its control block sits task_frame_ctl_offset bytes into it, for every F (the
+// task's own stack, its colour below the top (see frame_slot). Its control block sits task_frame_ctl_offset bytes into it, for every F (the
 // scheduler's prefetch relies on that).
 inline constexpr std::size_t task_frame_ctl_offset = (sizeof(greenlet) + alignof(task_ctl) - 1) / alignof(task_ctl) * alignof(task_ctl);
 
@@ -123,15 +125,17 @@ private:
 
 // run_task: the body every task shares; `invoke` calls the callable, `finish` destroys it.
 void run_task(task_ctl& c, void (*invoke)(void*), void (*destroy_fn)(void*) noexcept, void* fn);
-// frame_slot: where a frame of `bytes` with `align` goes on `s`: its colour's cache lines below
-// the top (see gr::stack::colour), or at the very top when the colour would leave too little
-// below it. The bytes below the frame are the usable stack. Throws gr::error if too little would
+// frame_slot: where a frame of `bytes` with `align` goes on `s`: s.colour_offset() below the top
+// (see gr::stack::colour), or at the very top when the colour would leave too little below it or
+// the frame is aligned past a cache line. The bytes below the frame are the usable stack. Throws gr::error if too little would
 // be left even so. Inline: it runs on every spawn.
 [[noreturn]] void frame_too_big(const stack& s, std::size_t bytes);
 inline void* frame_slot(const stack& s, std::size_t bytes, std::size_t align) {
   const auto base = reinterpret_cast<std::uintptr_t>(s.base);
   const auto mask = ~(std::uintptr_t{align < 16 ? 16 : align} - 1);
-  auto slot = (base + s.size - s.colour * stack::colour_step - bytes) & mask;
+  // A frame aligned past a cache line would round its colour away, at up to a page of stack.
+  const std::size_t colour = align > stack::colour_step ? 0 : s.colour_offset();
+  auto slot = (base + s.size - colour - bytes) & mask;
   if (slot < base || slot - base < min_stack_size / 2) [[unlikely]] {
     slot = (base + s.size - bytes) & mask;  // a stack too small to spare its colour
     if (slot < base || slot - base < min_stack_size / 2) frame_too_big(s, bytes);
