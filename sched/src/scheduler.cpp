@@ -604,7 +604,7 @@ inline constexpr std::size_t stack_ahead = 1;
   if (queued <= stack_ahead) return;  // two tasks yielding to each other stop here, one compare in
   if (queued > frame_ahead) {
     // What a switch reads of a spawned task's frame: the first line of its greenlet (all a
-    // switch touches of it: see greenlet.hpp), the first of its control block, and the callable
+    // switch touches of it on a guarded stack: see greenlet.hpp), the first of its control block, and the callable
     // right behind the control block. (The main task's control block is no frame's; prefetching
     // beside it is harmless.)
     const task_ctl* t = s.rr.at(frame_ahead);
@@ -613,7 +613,12 @@ inline constexpr std::size_t stack_ahead = 1;
     __builtin_prefetch(t + 1);
   }
   // Last: its loads may wait on a miss, and the frame prefetches above need not wait with them.
-  if (const void* sp = s.rr.at(stack_ahead)->gl->suspended_sp()) prefetch_range(sp, 192);  // the frames it resumes into
+  const greenlet* g = s.rr.at(stack_ahead)->gl;
+  if (const void* sp = g->suspended_sp()) prefetch_range(sp, 192);  // the frames it resumes into
+  // A task on a slab stack (past the guard budget) reads its stack descriptor, off the greenlet's
+  // first line, when it switches away, for the canary check.
+  if (g->checks_canary()) [[unlikely]]
+    __builtin_prefetch(&g->stack_region());
 }
 
 }  // namespace
