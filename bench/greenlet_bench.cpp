@@ -94,7 +94,7 @@ void BM_Fcontext_Ring(benchmark::State& state) {
     }
     // Coloured as gr colours its stacks (gr::stack::colour): without it every context's saved
     // registers share one page offset and compete for a few cache sets, and the floor would be
-    // slower than it need be (57M against 80M+ switches/s at 1,024 contexts, measured).
+    // slower than it need be (57M against 75M-93M switches/s at 1,024 contexts, measured).
     const std::size_t colour = i % gr::stack::colours * gr::stack::colour_step;
     r.ctx[i] = fctx::make_fcontext(static_cast<char*>(stacks[i]) + size - colour, size - colour, &fcontext_ring_member);
   }
