@@ -604,9 +604,9 @@ inline constexpr std::size_t stack_ahead = 1;
   if (queued <= stack_ahead) return;  // two tasks yielding to each other stop here, one compare in
   if (queued > frame_ahead) {
     // What a switch reads of a spawned task's frame: the first line of its greenlet (all a
-    // switch touches of it on a guarded stack: see greenlet.hpp), the first of its control block, and the callable
-    // right behind the control block. (The main task's control block is no frame's; prefetching
-    // beside it is harmless.)
+    // switch touches of it on a guarded stack: see greenlet.hpp), the first of its control
+    // block, and the callable right behind the control block. (The main task's control block is
+    // no frame's; prefetching beside it is harmless.)
     const task_ctl* t = s.rr.at(frame_ahead);
     __builtin_prefetch(reinterpret_cast<const char*>(t) - task_frame_ctl_offset);
     __builtin_prefetch(t);

@@ -76,8 +76,9 @@ public:
 
   // greenlet: a greenlet that will run `fn` on its own stack of `stack_size` bytes (0: the default,
   // gr::default_stack_size), with `parent` (null: this thread's root). Its first frame starts
-  // the stack's colour_offset() below the top (at most an eighth of it; see gr::stack::colour). Nothing runs until the first
-  // switch_to. Throws gr::error if `parent` belongs to another thread or `fn` is empty.
+  // the stack's colour_offset() below the top (at most an eighth of it; see gr::stack::colour).
+  // Nothing runs until the first switch_to. Throws gr::error if `parent` belongs to another
+  // thread or `fn` is empty.
   explicit greenlet(function fn, greenlet* parent = nullptr, std::size_t stack_size = 0);
   // greenlet: the same on caller-supplied memory (see gr::user_stack): no allocation at all.
   // The greenlet takes over the stack value and passes it to gr::release_stack() when destroyed

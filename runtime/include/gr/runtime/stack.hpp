@@ -37,12 +37,12 @@ struct stack {
   kind origin = kind::none;
   // colour: a cache colour, 0 to colours - 1. A layer that keeps hot data at the top of many
   // stacks (the scheduler puts each task's frame there, and a context switch saves registers just
-  // below it) starts that data colour * colour_step bytes below top(). Without it every stack's
-  // top lines sit at the same offset in their page, and caches pick a line's set by its page
-  // offset (and, in L2 and L3, a few bits above it): the tops of a thousand stacks would compete
-  // for about an eighth of each cache's sets, and a lap of a ring of tasks would miss on every switch.
-  // allocate_stack() gives successive new stacks successive colours (a pooled stack keeps its
-  // own); user stacks get 0.
+  // below it) starts that data colour_offset() bytes below top(). Without it every stack's top
+  // lines sit at the same offset in their page, and caches pick a line's set by its page offset
+  // (and, in L2 and L3, a few bits above it): the tops of a thousand stacks would compete for
+  // about an eighth of each cache's sets, and a lap of a ring of tasks would miss on every
+  // switch. allocate_stack() gives successive new stacks successive colours (a pooled stack
+  // keeps its own); user stacks get 0.
   std::uint8_t colour = 0;
   unsigned valgrind_id = 0;    // valgrind's stack registration, 0 when not registered
 

@@ -98,8 +98,8 @@ task spawn(F&& fn, task_options opts = {}, std::source_location where = std::sou
 namespace detail {
 
 // task_frame: the greenlet, control block and callable of a spawned task, placed at the top of the
-// task's own stack, its colour below the top (see frame_slot). Its control block sits task_frame_ctl_offset bytes into it, for every F (the
-// scheduler's prefetch relies on that).
+// task's own stack, its colour below the top (see frame_slot). Its control block sits
+// task_frame_ctl_offset bytes into it, for every F (the scheduler's prefetch relies on that).
 inline constexpr std::size_t task_frame_ctl_offset = (sizeof(greenlet) + alignof(task_ctl) - 1) / alignof(task_ctl) * alignof(task_ctl);
 
 template <class F>
@@ -127,8 +127,8 @@ private:
 void run_task(task_ctl& c, void (*invoke)(void*), void (*destroy_fn)(void*) noexcept, void* fn);
 // frame_slot: where a frame of `bytes` with `align` goes on `s`: s.colour_offset() below the top
 // (see gr::stack::colour), or at the very top when the colour would leave too little below it or
-// the frame is aligned past a cache line. The bytes below the frame are the usable stack. Throws gr::error if too little would
-// be left even so. Inline: it runs on every spawn.
+// the frame is aligned past a cache line. The bytes below the frame are the usable stack. Throws
+// gr::error if too little would be left even so. Inline: it runs on every spawn.
 [[noreturn]] void frame_too_big(const stack& s, std::size_t bytes);
 inline void* frame_slot(const stack& s, std::size_t bytes, std::size_t align) {
   const auto base = reinterpret_cast<std::uintptr_t>(s.base);
