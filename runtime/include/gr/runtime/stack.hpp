@@ -125,8 +125,10 @@ inline void write_canary(const stack& s) noexcept {
 // releases go straight to the kernel.
 void prepare_thread_stacks() noexcept;
 
-// canary_failure: the message of a broken canary, then abort.
-[[noreturn]] void canary_failure(const stack& s, const char* label, const void* owner) noexcept;
+// canary_failure: the message of a broken canary, then abort. Cold and never inlined: every
+// switch checks the canary, and under LTO the diagnosis (a 512-byte message buffer) would
+// otherwise land in the switch paths' stack frames.
+[[noreturn, gnu::cold, gnu::noinline]] void canary_failure(const stack& s, const char* label, const void* owner) noexcept;
 
 // The overflow handler asks the layer above which stack is running and under what name. The
 // function must be async-signal-safe (read thread-locals, no locks, no allocation).
