@@ -195,14 +195,24 @@ std::string blocked_lines(sched_state& s, bool only_blocked) {
   return m;
 }
 
+// wait_for_next: pick_next's idle path: nothing is ready, so wait for the earliest timer (or
+// declare the deadlock) until some task is. Out of line: inlined into the flattened park_now, the
+// clock wait's constants were set up in registers on every park.
+[[gnu::noinline]] task_ctl* wait_for_next(sched_state& s) {
+  for (;;) {
+    if (s.timers.empty() || !s.clk->wait_until(s.timers.front()->deadline)) return declare_deadlock(s);
+    fire_expired(s);
+    if (task_ctl* t = s.pop_ready()) return t;
+  }
+}
+
 // pick_next: the task to run after the current one blocks or ends. Waits for timers when nothing
 // is ready; never returns null (a deadlock returns the main task).
-task_ctl* pick_next(sched_state& s) {
-  for (;;) {
-    if (!s.timers.empty()) fire_expired(s);
-    if (task_ctl* t = s.pop_ready()) return t;
-    if (s.timers.empty() || !s.clk->wait_until(s.timers.front()->deadline)) return declare_deadlock(s);
-  }
+inline task_ctl* pick_next(sched_state& s) {
+  if (!s.timers.empty()) fire_expired(s);
+  if (task_ctl* t = s.pop_ready()) [[likely]]
+    return t;
+  return wait_for_next(s);
 }
 
 void unlink_task(sched_state& s, task_ctl* t) noexcept {
