@@ -46,10 +46,11 @@ struct stack {
   std::uint8_t colour = 0;
   unsigned valgrind_id = 0;    // valgrind's stack registration, 0 when not registered
 
-  // 32 colours a cache line apart span 2 KiB. A task blocked in a semaphore uses about 1.7 KiB of
-  // its top page (frame and stack), so nearly every one still fits in a single resident page;
-  // with 64 colours about half of them would touch a second one (measured: 4.15 KiB per blocked
-  // task at 32 colours, 6.1 KiB at 64, 4.06 KiB without colours).
+  // 32 colours a cache line apart span 2 KiB. A task blocked in a semaphore uses about 1.3 KiB of
+  // its top page (a 640-byte frame, then 650 bytes of stack), so every one still fits in a single
+  // resident page; with 64 colours about a third of them would touch a second one. Measured per
+  // blocked task: 4.06 KiB at 32 colours; 6.1 KiB at 64 and 4.06 KiB without colours, when the
+  // park path still used 1.4 KiB of stack.
   static constexpr unsigned colours = 32;
   static constexpr std::size_t colour_step = 64;
 
