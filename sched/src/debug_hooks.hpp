@@ -21,9 +21,11 @@ inline constexpr unsigned debug_dump = 2;   // a signal asked for a dump at the 
 extern std::atomic<unsigned> g_debug __attribute__((visibility("hidden")));
 
 // debug_event: the slow path: print a requested dump (at a switch), call the trace hook.
-// Cold and never inlined: the flattened park_now would otherwise take in the whole dump
-// formatter, and with it a stack frame of some 800 bytes on every parked task's stack.
-[[gnu::cold, gnu::noinline]] void debug_event(sched_state& s, trace_event::type what, const task_ctl* task, const task_ctl* other,
+// Never inlined: the flattened park_now would otherwise take in the whole dump formatter, and
+// with it a stack frame of some 800 bytes on every parked task's stack. (Not cold: with a trace
+// hook set it runs on every switch, and cold code is optimised for size.)
+[[gnu::noinline]]
+void debug_event(sched_state& s, trace_event::type what, const task_ctl* task, const task_ctl* other,
                  const wait_reason* reason, wake_reason wake, const std::exception_ptr* error) noexcept;
 
 // register_scheduler / unregister_scheduler: the process-wide list debuggers read

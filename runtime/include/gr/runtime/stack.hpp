@@ -48,9 +48,8 @@ struct stack {
 
   // 32 colours a cache line apart span 2 KiB. A task blocked in a semaphore uses about 1.3 KiB of
   // its top page (a 640-byte frame, then 650 bytes of stack), so every one still fits in a single
-  // resident page; with 64 colours about a third of them would touch a second one. Measured per
-  // blocked task: 4.06 KiB at 32 colours; 6.1 KiB at 64 and 4.06 KiB without colours, when the
-  // park path still used 1.4 KiB of stack.
+  // resident page; with 64 colours (4 KiB) about a third of them would touch a second one.
+  // BM_Sched_BlockedMemory gives 4.06 KiB per blocked task.
   static constexpr unsigned colours = 32;
   static constexpr std::size_t colour_step = 64;
 
@@ -129,7 +128,8 @@ void prepare_thread_stacks() noexcept;
 // canary_failure: the message of a broken canary, then abort. Cold and never inlined: every
 // switch checks the canary, and under LTO the diagnosis (a 512-byte message buffer) would
 // otherwise land in the switch paths' stack frames.
-[[noreturn, gnu::cold, gnu::noinline]] void canary_failure(const stack& s, const char* label, const void* owner) noexcept;
+[[noreturn, gnu::cold, gnu::noinline]]
+void canary_failure(const stack& s, const char* label, const void* owner) noexcept;
 
 // The overflow handler asks the layer above which stack is running and under what name. The
 // function must be async-signal-safe (read thread-locals, no locks, no allocation).
