@@ -50,6 +50,18 @@ TEST_SUITE("channel.deadlock") {
     check_no_stale_receiver(c);  // the failed recv took itself out of the queue
   }
 
+  TEST_CASE_TEMPLATE("the main task in a timed recv on a manual clock gets a deadlock report", C,
+                     GR_TEST_CAPACITIES) {
+    // The deadline can never come by itself: a manual clock moves only when the program moves it.
+    use_clock<gr::manual_clock> frame_time;
+    gr::channel<int> c(C::value, "frames");
+    const std::string report = deadlock_report([&] { (void)c.recv_for(std::chrono::seconds(1)); });
+    INFO(report);
+    CHECK(contains(report, "waits to recv on channel 'frames'"));
+    CHECK(contains(report, "manual_clock"));
+    check_no_stale_receiver(c);
+  }
+
   TEST_CASE_TEMPLATE("the main task blocked in send gets a deadlock report naming the channel", C,
                      GR_TEST_CAPACITIES) {
     gr::channel<int> c(C::value, "results");

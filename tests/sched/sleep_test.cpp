@@ -7,6 +7,7 @@
 #include <gr/sched/task.hpp>
 #include <gr/sched/this_task.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -106,6 +107,30 @@ TEST_SUITE("sched.sleep") {
     gr::sleep_until(at(2h));
     CHECK(gr::now() == at(2h));
     CHECK(gr::scheduler::current().now() == at(2h));
+  }
+
+  TEST_CASE("a clock that wakes before the deadline is waited on again") {
+    // Each wait_until moves at most 300 ms and says it waited, as a thread woken early (by a
+    // signal, say) would: the scheduler must look at its timers and wait again until one is due.
+    struct early_clock final : gr::clock {
+      gr::time_point t{};
+      std::vector<gr::time_point> asked;
+      gr::time_point now() noexcept override { return t; }
+      bool wait_until(gr::time_point tp) override {
+        asked.push_back(tp);
+        t = std::min(tp, t + 300ms);
+        return true;
+      }
+    };
+    gr_test::use_clock<early_clock> clk;
+    gr::time_point woke{};
+    auto sleeper = gr::spawn([&] {
+      gr::sleep_for(1s);
+      woke = gr::now();
+    });
+    sleeper.join();
+    CHECK(woke == at(1s));
+    CHECK(clk->asked == std::vector<gr::time_point>(4, at(1s)));  // from 0, 300, 600 and 900 ms
   }
 
   TEST_CASE("a sleep on the steady clock takes real time") {
