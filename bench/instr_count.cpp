@@ -1,4 +1,4 @@
-// gr_instr_count <operation> <rounds>: runs one hot path a fixed number of times, for
+// gr_instr_count <operation> <rounds> (or --list): runs one hot path a fixed number of times, for
 // `valgrind --tool=callgrind` to count its instructions (tools/count runs it twice, at n and 2n
 // rounds, and divides the difference by n, so setup and teardown cancel out). Instruction counts
 // do not drift with the machine's load as times do: they show a change of a few instructions
@@ -16,6 +16,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -87,7 +88,7 @@ void run_spawn(long n) {
   for (long i = 0; i < n; ++i) gr::spawn([] {}).join();
 }
 
-void run_stream(long n) {
+void run_stream(long n) {  // exits with 1 unless every item arrived
   gr::channel<int> ch(1024);
   long sum = 0;
   gr::task consumer = gr::spawn([&] {
@@ -96,21 +97,34 @@ void run_stream(long n) {
   for (long i = 0; i < n; ++i) ch.send(static_cast<int>(i));
   ch.close();
   consumer.join();
-  if (sum == -1) std::puts("");  // keeps the sum alive
+  if (sum != n * (n - 1) / 2) {
+    std::fprintf(stderr, "gr_instr_count: stream: the items summed to %ld, not %ld\n", sum, n * (n - 1) / 2);
+    std::exit(1);
+  }
 }
 
+// operations: the one list of them; `gr_instr_count --list` prints it for tools/count.
 struct operation {
   std::string_view name;
+  std::string_view round;  // what one round is
   void (*run)(long);
 };
 constexpr operation operations[] = {
-    {"switch", run_switch}, {"yield", run_yield}, {"ring", run_ring},     {"pingpong", run_pingpong},
-    {"select", run_select}, {"spawn", run_spawn}, {"stream", run_stream},
+    {"switch", "2 switches", run_switch},   {"yield", "2 switches", run_yield},
+    {"ring", "1 switch", run_ring},         {"pingpong", "2 messages", run_pingpong},
+    {"select", "2 messages", run_select},   {"spawn", "spawn + join", run_spawn},
+    {"stream", "1 item", run_stream},
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string_view(argv[1]) == "--list") {  // "<name> <what a round is>" lines
+    for (const auto& op : operations)
+      std::printf("%.*s %.*s\n", static_cast<int>(op.name.size()), op.name.data(), static_cast<int>(op.round.size()),
+                  op.round.data());
+    return 0;
+  }
   char* end = nullptr;
   const long n = argc == 3 ? std::strtol(argv[2], &end, 10) : -1;
   if (argc != 3 || *end != '\0' || n < 0) {
