@@ -5,20 +5,19 @@
 // paths pay one relaxed load and an untaken branch. -DGR_NO_TRACE compiles the checks out.
 #pragma once
 
+#include <gr/sched/detail/debug_flag.hpp>
 #include <gr/sched/detail/task_ctl.hpp>
 #include <gr/sched/trace.hpp>
 
-#include <atomic>
 #include <exception>
 
 namespace gr::detail {
 
 struct sched_state;
 
+// g_debug's bits (gr/sched/detail/debug_flag.hpp).
 inline constexpr unsigned debug_trace = 1;  // a trace hook is installed
 inline constexpr unsigned debug_dump = 2;   // a signal asked for a dump at the next switch
-// Hidden: the static library reaches it PC-relative, not through the GOT (one load per check).
-extern std::atomic<unsigned> g_debug __attribute__((visibility("hidden")));
 
 // debug_event: the slow path: print a requested dump (at a switch), call the trace hook.
 // Never inlined: the flattened park_now would otherwise take in the whole dump formatter, and

@@ -7,8 +7,6 @@
 #include <gr/sched/scheduler.hpp>
 #include <gr/sched/wait.hpp>
 
-#include "ready_ring.hpp"
-
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,7 +20,6 @@ struct sched_state : sched_head {
   scheduler facade{this};
   task_ctl main;                      // the thread's root greenlet as a task (id 0)
   task_ctl* all_tail = nullptr;       // every task, main first, in spawn order (task_ctl::all_*)
-  ready_ring rr;                      // the default queue (round_robin's order), without virtual dispatch
   std::unique_ptr<ready_policy> custom;  // a user policy, when set
   std::vector<task_ctl*> timers;      // min-heap on (deadline, timer order); task_ctl::timer_index
   std::uint64_t timer_order = 0;      // ties between equal deadlines go first-armed first

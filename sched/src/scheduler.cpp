@@ -231,11 +231,14 @@ void destroy_task(task_ctl* t) noexcept {
 
 void reap(sched_state& s) noexcept { destroy_task(std::exchange(s.zombie, nullptr)); }
 
-// switch_task: from the running task `from` to `to`; returns when `from` runs again.
+// switch_task: from the running task `from` to `to`; returns when `from` runs again. Reports the
+// switch to the debugging hooks if `Traced` (park_now asks them once for the block and the
+// switch: see park_traced).
+template <bool Traced = true>
 void switch_task(sched_state& s, task_ctl* from, task_ctl* to) {
   to->state = task_state::running;
   if (to == from) return;
-  GR_DEBUG_EVENT(s, trace_event::type::switch_, from, to, nullptr, wake_reason::none, nullptr);
+  if constexpr (Traced) GR_DEBUG_EVENT(s, trace_event::type::switch_, from, to, nullptr, wake_reason::none, nullptr);
   ++to->switches;
   s.current = to;
   greenlet::transfer(from->gl, to->gl, nullptr);
@@ -314,6 +317,7 @@ void finish_task(sched_state& s, task_ctl& t) {
 void shutdown(sched_state& s) noexcept {
   if (s.zombie) reap(s);
   s.shutting_down = true;
+  s.plain_ready = false;  // wake() leaves every task to the unwinding below
   if (s.live > 0) {
     std::string msg = fmt::format("gr: the scheduler is being destroyed with {} unfinished task(s); unwinding them:\n",
                                   s.live);
@@ -386,32 +390,50 @@ namespace {
                           greenlet::current()->describe(), s.current->id, s.current->name));
 }
 inline void require_task_context(const sched_state& s) {
-  if (greenlet::current() != s.current->gl) [[unlikely]]
+  // The scheduler exists, so the greenlet layer's thread state does too (init_sched).
+  if (tls_greenlet_thread->current != s.current->gl) [[unlikely]]
     not_a_task(s);
 }
 
+// park_traced: park_now's switch when a debugging hook is set: the block and switch events too.
+[[gnu::noinline]] void park_traced(sched_state& s, task_ctl* self, const wait_reason& why) {
+  GR_DEBUG_EVENT(s, trace_event::type::block, self, nullptr, &why, wake_reason::none, nullptr);
+  switch_task(s, self, pick_next(s));
+}
+
+// park_now: blocks the current task. Asks the debugging hooks once (debug_hooked), not for the
+// block and again for the switch.
 [[gnu::flatten]] wake_reason park_now(sched_state& s, const wait_reason& why) {
   require_task_context(s);
   task_ctl* self = s.current;
   self->state = task_state::blocked;
   self->waiting = &why;  // the caller's: it lives on until park returns
   self->wake = wake_reason::none;
-  GR_DEBUG_EVENT(s, trace_event::type::block, self, nullptr, &why, wake_reason::none, nullptr);
-  switch_task(s, self, pick_next(s));
+  if (debug_hooked()) [[unlikely]]
+    park_traced(s, self, why);
+  else
+    switch_task<false>(s, self, pick_next(s));
   self->waiting = nullptr;
   return self->wake;
+}
+
+// parking_sched: this thread's scheduler, for park: its callers hold the current task already
+// (current_task(), a wait node), so the scheduler exists.
+inline sched_state& parking_sched() noexcept {
+  GR_DEBUG_ASSERT(tls_sched, "park() before the thread's scheduler exists");
+  return static_cast<sched_state&>(*tls_sched);
 }
 }  // namespace
 
 wake_reason park(const wait_reason& why) {
-  sched_state& s = this_sched();
+  sched_state& s = parking_sched();
   if (interrupted(s)) [[unlikely]]
     return wake_reason::cancelled;
   return park_now(s, why);
 }
 
 wake_reason park_uninterruptible(const wait_reason& why) {
-  sched_state& s = this_sched();
+  sched_state& s = parking_sched();
   if (s.shutting_down) [[unlikely]]
     return wake_reason::cancelled;
   return park_now(s, why);
@@ -430,8 +452,9 @@ wake_reason park_until(const wait_reason& why, time_point deadline) {
   return r;
 }
 
-void wake(task_ctl* t, wake_reason why) noexcept {
+void wake_slow(task_ctl* t, wake_reason why) noexcept {
   if (t->state != task_state::blocked) return;
+  GR_DEBUG_ASSERT(t->sched == tls_sched, "wake() of a task of another thread's scheduler");
   t->wake = why;
   sched_state& s = *t->sched;
   GR_DEBUG_EVENT(s, trace_event::type::wake, t, why == wake_reason::timeout ? nullptr : s.current, t->waiting, why,
@@ -740,6 +763,7 @@ void scheduler::set_policy(std::unique_ptr<ready_policy> p) {
   detail::sched_state& s = *state_;
   while (detail::task_ctl* t = s.pop_ready()) p->push(t);
   s.custom = std::move(p);
+  s.plain_ready = false;  // wake() queues through the policy from now on
 }
 
 std::size_t scheduler::task_count() const noexcept { return state_->live; }

@@ -9,8 +9,13 @@
 #include <gr/sched/task.hpp>
 #include <gr/sched/this_task.hpp>
 
+#include <gr/sched/ready_policy.hpp>
+#include <gr/sched/trace.hpp>
+
 #include <memory>
 #include <optional>
+#include <string>
+#include <thread>
 #include <vector>
 
 using gr::channel_status;
@@ -369,6 +374,97 @@ TEST_SUITE("channel.basic") {
     in.close();
     CHECK(out.recv() == std::nullopt);
     echo.join();
+  }
+
+  // The hand-over's wake is inline (wait.hpp) and queues on the built-in ring itself; with a
+  // custom policy set it must go through the policy, or the woken task is never run.
+  TEST_CASE("a custom ready policy gets every task that a channel hand-over wakes") {
+    // fifo: round_robin's order, counting what it is given.
+    class fifo final : public gr::ready_policy {
+    public:
+      void push(gr::detail::task_ctl* t) noexcept override {
+        link(t) = nullptr;
+        (tail_ ? link(tail_) : head_) = t;
+        tail_ = t;
+        ++size_;
+        ++pushes;
+      }
+      gr::detail::task_ctl* pop() noexcept override {
+        gr::detail::task_ctl* t = head_;
+        if (t) {
+          head_ = link(t);
+          if (!head_) tail_ = nullptr;
+          --size_;
+        }
+        return t;
+      }
+      bool empty() const noexcept override { return head_ == nullptr; }
+      std::size_t size() const noexcept override { return size_; }
+      std::size_t pushes = 0;
+
+    private:
+      gr::detail::task_ctl* head_ = nullptr;
+      gr::detail::task_ctl* tail_ = nullptr;
+      std::size_t size_ = 0;
+    };
+    long sum = 0;
+    std::size_t pushes = 0;
+    std::thread([&] {  // a policy stays set for the rest of its scheduler's life
+      auto policy = std::make_unique<fifo>();
+      fifo* p = policy.get();
+      gr::scheduler::current().set_policy(std::move(policy));
+      gr::channel<int> ping, pong;
+      auto echo = gr::spawn([&] {
+        for (int v : ping) pong.send(v + 1);
+      });
+      for (int i = 0; i < 100; ++i) {
+        ping.send(i);
+        sum += *pong.recv();
+      }
+      ping.close();
+      echo.join();
+      pushes = p->pushes;
+    }).join();
+    CHECK(sum == 100 * 99 / 2 + 100);
+    CHECK(pushes >= 200);  // each message wakes its parked sender
+  }
+
+  // With a hook set, the inline wake and the park report to it (wake_slow, park_traced).
+  TEST_CASE("a trace hook sees a channel hand-over's block, wake and switches, in order") {
+    static std::vector<std::string> seen;
+    seen.clear();
+    gr::trace_hook hook = [](const gr::trace_event& e, void*) {
+      switch (e.what) {
+        case gr::trace_event::type::block:
+          seen.push_back("block " + std::string(e.task_name) + " " + gr::describe_wait(*e.reason));
+          break;
+        case gr::trace_event::type::wake:
+          seen.push_back("wake " + std::string(e.task_name) + " by " + std::string(e.other_name));
+          break;
+        case gr::trace_event::type::switch_:
+          seen.push_back("switch " + std::string(e.task_name) + " to " + std::string(e.other_name));
+          break;
+        case gr::trace_event::type::exit: seen.push_back("exit " + std::string(e.task_name)); break;
+        default: break;
+      }
+    };
+    gr::channel<int> c(0, "handover");
+    auto receiver = gr::spawn([&] { CHECK(c.recv() == 7); }, {.name = "receiver"});
+    const gr::trace_hook old = gr::set_trace_hook(hook);
+    c.send(7);  // no receiver yet: main parks until the receiver takes the value
+    gr::set_trace_hook(old);
+    receiver.join();
+    const std::vector<std::string> expected{
+        "block main send on channel 'handover'",
+        "switch main to receiver",
+        "wake main by receiver",
+        "exit receiver",
+        "switch receiver to main",
+    };
+    std::string got;
+    for (const auto& e : seen) got += "\n  " + e;
+    INFO("events:", got);
+    CHECK(seen == expected);
   }
 
 #if defined(NDEBUG) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)

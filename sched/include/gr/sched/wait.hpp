@@ -12,6 +12,8 @@
 #pragma once
 
 #include <gr/sched/clock.hpp>
+#include <gr/sched/detail/debug_flag.hpp>
+#include <gr/sched/detail/ready_ring.hpp>
 #include <gr/sched/detail/task_ctl.hpp>
 #include <gr/sched/wait_queue.hpp>
 
@@ -21,6 +23,11 @@ namespace gr::detail {
 // to sched/). tls_sched is null until the thread first uses the scheduler.
 struct sched_head {
   task_ctl* current = nullptr;  // the task on the CPU
+  ready_ring rr;                // the built-in ready queue (round_robin's order)
+  // plain_ready: rr is the ready queue (no custom policy is set) and the scheduler is not
+  // unwinding its tasks, so wake() may queue a task on rr itself. Kept by set_policy and
+  // shutdown, the only writers of what it sums up.
+  bool plain_ready = true;
 };
 extern constinit thread_local sched_head* tls_sched __attribute__((tls_model("initial-exec")));
 task_ctl* current_task_slow();
@@ -51,8 +58,22 @@ wake_reason park_uninterruptible(const wait_reason& why);
 wake_reason park_until(const wait_reason& why, time_point deadline);
 
 // wake: makes a parked task runnable (at the tail of the ready queue) with `why`. Does nothing if
-// the task is not parked (already woken by a timeout or a cancel: the first reason wins).
-void wake(task_ctl* t, wake_reason why = wake_reason::signaled) noexcept;
+// the task is not parked (already woken by a timeout or a cancel: the first reason wins). `t` is
+// a task of this thread's scheduler.
+// Inline, as every channel hand-over and unlock wakes a task: the usual case (no timer armed,
+// the built-in queue, no debugging hook) is a few stores; wake_slow() does the rest.
+void wake_slow(task_ctl* t, wake_reason why) noexcept;
+inline void wake(task_ctl* t, wake_reason why = wake_reason::signaled) noexcept {
+  if (t->state != task_state::blocked) return;
+  sched_head& s = *tls_sched;  // a parked task means the scheduler exists
+  if (t->timer_index == task_ctl::npos && s.plain_ready && !debug_hooked()) [[likely]] {
+    t->wake = why;
+    t->state = task_state::runnable;
+    s.rr.push(t);
+    return;
+  }
+  wake_slow(t, why);
+}
 
 // raise_if_interrupted: throws gr::task_cancelled for `cancelled`, gr::deadlock_error (with the
 // report) for `deadlock`; returns for any other reason.

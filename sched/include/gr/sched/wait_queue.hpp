@@ -12,6 +12,8 @@
 // Owned by the scheduler's thread, like everything in sched.
 #pragma once
 
+#include <gr/runtime/error.hpp>
+
 #include <cstddef>
 
 namespace gr::detail {
@@ -62,8 +64,22 @@ public:
 
   wait_node* pop_front() noexcept {
     wait_node* n = head_;
-    if (n) remove(*n);
+    if (n) remove_front(*n);
     return n;
+  }
+
+  // remove_front: unlinks `n`, which must be the front. The channel hand-over's unlink: fewer
+  // tests than remove(), and the unlinked node's own links are left as they were (only `queue`
+  // says whether a node is linked).
+  void remove_front(wait_node& n) noexcept {
+    GR_DEBUG_ASSERT(head_ == &n && n.queue == this, "remove_front of a node that is not the queue's front");
+    head_ = n.next;
+    if (head_)
+      head_->prev = nullptr;
+    else
+      tail_ = nullptr;
+    n.queue = nullptr;
+    --size_;
   }
 
   // remove: unlinks `n` if it is linked in this queue.

@@ -1,5 +1,6 @@
-// The scheduler's built-in ready queue: round_robin's order (first in, first out) in a ring of
-// task pointers. Private to sched/.
+// gr/sched/detail/ready_ring.hpp: the scheduler's built-in ready queue: round_robin's order (first
+// in, first out) in a ring of task pointers. Internal to gr: sched_head (wait.hpp) holds it, so
+// that the inline wake() of the layers above can queue a task without a call.
 //
 // Why not round_robin's intrusive list: a yield wants to prefetch the tasks a few places behind
 // the one it switches to (see prefetch_ahead in scheduler.cpp), and in a list the k-th task is k
