@@ -121,7 +121,7 @@ public:
   [[gnu::always_inline]] channel_status take_from(std::optional<T>& out, detail::chan_node* sender);
 
 private:
-  channel_status send_wait(T& v, time_point deadline, bool throw_if_closed = false);
+  channel_status send_wait(T& v, time_point deadline);
   channel_status recv_wait(std::optional<T>& out, time_point deadline);
   T* slot(std::size_t i) noexcept { return buf_ + (i < cap_ ? i : i - cap_); }
   // pop_oldest: moves the oldest buffered value into `out` and frees its slot.

@@ -95,8 +95,9 @@ protected:
   // a waiter only once its value has moved, or to complete it with the exception the move threw
   // (channel<T>::refill): a move that throws before the claim leaves the waiter queued and its
   // select unfired, as if the operation had never found it.
+  // The waiter is the queue's front: live_front() found it, and nothing ran since.
   static void claim(wait_queue& q, chan_node* n) noexcept {
-    q.remove(*n);
+    q.remove_front(*n);
     if (n->sel) {
       n->sel->fired = true;
       n->sel->index = n->case_index;
@@ -116,15 +117,18 @@ protected:
   [[noreturn]] void throw_closed(const char* op) const;
   // close_waiters: marks the channel closed and completes every waiter with `closed`.
   void close_core();
-  // park_on: parks the current task `self` in `q` (send or recv) until completed, the deadline,
-  // a cancel or a deadlock, with its wait node (on this frame) pointing at `value`. Returns ok /
-  // closed (completed) or timeout; throws on cancel / deadlock, and rethrows what moving a
-  // blocked sender's value threw (chan_node::error).
+  // park_on: parks the current task `self` in `q` (send or recv: `why` is send_why_ or
+  // recv_why_) until completed, a cancel or a deadlock, with its wait node (on this frame)
+  // pointing at `value`. Returns ok or closed (completed); throws on cancel / deadlock, and
+  // rethrows what moving a blocked sender's value threw (chan_node::error).
   // `throw_if_closed` (send()): a sender completed by close() throws the channel_closed close()
   // left on its node, built while the channel existed (the closer may have destroyed it since),
   // instead of returning closed.
-  channel_status park_on(wait_queue& q, task_ctl* self, void* value, const char* verb, time_point deadline,
+  channel_status park_on(wait_queue& q, task_ctl* self, void* value, const wait_reason& why,
                          bool throw_if_closed = false);
+  // park_on_until: park_on() that also ends at `deadline` (timeout).
+  channel_status park_on_until(wait_queue& q, task_ctl* self, void* value, const wait_reason& why,
+                               time_point deadline);
 
   wait_queue recvq_;  // receivers waiting: only while the buffer is empty
   wait_queue sendq_;  // senders waiting: only while the buffer is full (cap 0: always "full")
@@ -133,6 +137,9 @@ protected:
   std::size_t head_ = 0;   // the oldest value's slot
   bool closed_ = false;
   std::string name_;
+  // What a task blocked here waits on, built once rather than on every park.
+  const wait_reason send_why_{"send on", "channel", this, &name_};
+  const wait_reason recv_why_{"recv on", "channel", this, &name_};
 };
 
 }  // namespace gr::detail
