@@ -33,9 +33,11 @@ namespace detail {
 chan_core::~chan_core() {
   if (live_front(recvq_) || live_front(sendq_)) {
     if (shutting_down()) {  // its waiters are being unwound with the rest of the scheduler's tasks
-      while (recvq_.pop_front()) {
-      }
-      while (sendq_.pop_front()) {
+      // They stay blocked until then, and what a plain send or recv waits on is ours
+      // (send_why_ / recv_why_): no report or trace may read it once we are gone.
+      for (wait_queue* q : {&recvq_, &sendq_}) {
+        while (wait_node* n = q->pop_front())
+          if (n->task->waiting == &send_why_ || n->task->waiting == &recv_why_) n->task->waiting = nullptr;
       }
       return;
     }

@@ -13,7 +13,8 @@
 
 namespace gr::detail {
 
-// sched_head (wait.hpp) holds `current`, the task on the CPU, for inline readers.
+// sched_head (wait.hpp) holds what inline readers need: `current`, the task on the CPU, and the
+// built-in ready ring with its plain_ready flag (the inline wake).
 struct sched_state : sched_head {
   sched_state();
 

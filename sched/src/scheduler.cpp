@@ -407,7 +407,7 @@ inline void require_task_context(const sched_state& s) {
   require_task_context(s);
   task_ctl* self = s.current;
   self->state = task_state::blocked;
-  self->waiting = &why;  // the caller's: it lives on until park returns
+  self->waiting = &why;  // the caller's (on its frame, or its object's): valid until park returns
   self->wake = wake_reason::none;
   if (debug_hooked()) [[unlikely]]
     park_traced(s, self, why);
@@ -452,9 +452,10 @@ wake_reason park_until(const wait_reason& why, time_point deadline) {
   return r;
 }
 
+bool owned_here(const task_ctl* t) noexcept { return t->sched == tls_sched; }
+
 void wake_slow(task_ctl* t, wake_reason why) noexcept {
   if (t->state != task_state::blocked) return;
-  GR_DEBUG_ASSERT(t->sched == tls_sched, "wake() of a task of another thread's scheduler");
   t->wake = why;
   sched_state& s = *t->sched;
   GR_DEBUG_EVENT(s, trace_event::type::wake, t, why == wake_reason::timeout ? nullptr : s.current, t->waiting, why,
@@ -600,7 +601,9 @@ void task::cancel() noexcept {
   ctl_->cancel_requested = true;
   GR_DEBUG_EVENT(*ctl_->sched, trace_event::type::cancel, ctl_, ctl_->sched->current, nullptr,
                  detail::wake_reason::cancelled, nullptr);
-  detail::wake(ctl_, detail::wake_reason::cancelled);
+  // wake_slow: the task's own scheduler (t->sched), where the inline wake() takes the calling
+  // thread's. Rare, so no inline path to keep.
+  detail::wake_slow(ctl_, detail::wake_reason::cancelled);
 }
 
 bool task::done() const noexcept { return ctl_ && ctl_->state == detail::task_state::done; }

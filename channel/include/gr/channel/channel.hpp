@@ -53,6 +53,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace gr {
@@ -123,6 +124,9 @@ public:
 private:
   channel_status send_wait(T& v, time_point deadline);
   channel_status recv_wait(std::optional<T>& out, time_point deadline);
+  // moves_run_no_code: moving and destroying a T runs no user code, so nothing can touch the
+  // channel between finding a waiter and claiming it (chan_core::claim).
+  static constexpr bool moves_run_no_code = std::is_trivially_copyable_v<T>;
   T* slot(std::size_t i) noexcept { return buf_ + (i < cap_ ? i : i - cap_); }
   // pop_oldest: moves the oldest buffered value into `out` and frees its slot.
   void pop_oldest(std::optional<T>& out);

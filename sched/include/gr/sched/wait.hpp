@@ -63,7 +63,9 @@ wake_reason park_until(const wait_reason& why, time_point deadline);
 // Inline, as every channel hand-over and unlock wakes a task: the usual case (no timer armed,
 // the built-in queue, no debugging hook) is a few stores; wake_slow() does the rest.
 void wake_slow(task_ctl* t, wake_reason why) noexcept;
+bool owned_here(const task_ctl* t) noexcept;  // t belongs to this thread's scheduler
 inline void wake(task_ctl* t, wake_reason why = wake_reason::signaled) noexcept {
+  GR_DEBUG_ASSERT(owned_here(t), "wake() of a task of another thread's scheduler");
   if (t->state != task_state::blocked) return;
   sched_head& s = *tls_sched;  // a parked task means the scheduler exists
   if (t->timer_index == task_ctl::npos && s.plain_ready && !debug_hooked()) [[likely]] {

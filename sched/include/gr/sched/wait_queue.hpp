@@ -68,7 +68,7 @@ public:
     return n;
   }
 
-  // remove_front: unlinks `n`, which must be the front. The channel hand-over's unlink: fewer
+  // remove_front: unlinks `n`, which must be the front (pop_front, a channel's hand-over). Fewer
   // tests than remove(), and the unlinked node's own links are left as they were (only `queue`
   // says whether a node is linked).
   void remove_front(wait_node& n) noexcept {

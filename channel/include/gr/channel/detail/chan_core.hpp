@@ -95,9 +95,15 @@ protected:
   // a waiter only once its value has moved, or to complete it with the exception the move threw
   // (channel<T>::refill): a move that throws before the claim leaves the waiter queued and its
   // select unfired, as if the operation had never found it.
-  // The waiter is the queue's front: live_front() found it, and nothing ran since.
+  // `AtFront`: nothing ran since live_front() found `n`, so it is still the queue's front and
+  // is unlinked with remove_front(). Without it, a value's move (user code) ran in between: a move
+  // that touched this channel may have unlinked the waiter already, and remove() checks.
+  template <bool AtFront>
   static void claim(wait_queue& q, chan_node* n) noexcept {
-    q.remove_front(*n);
+    if constexpr (AtFront)
+      q.remove_front(*n);
+    else
+      q.remove(*n);
     if (n->sel) {
       n->sel->fired = true;
       n->sel->index = n->case_index;
@@ -106,7 +112,7 @@ protected:
   // take_waiter: pops the first live waiter and claims it.
   static chan_node* take_waiter(wait_queue& q) noexcept {
     chan_node* n = live_front(q);
-    if (n) claim(q, n);
+    if (n) claim<true>(q, n);
     return n;
   }
   // complete: the waiter's operation is done; it runs again soon.

@@ -45,7 +45,7 @@ inline channel_status channel<T>::offer_to(T& v, detail::chan_node* r) {
   if (r) {
     // Straight to the receiver, claimed only once the value is there: a throw leaves it waiting.
     static_cast<std::optional<T>*>(r->value)->emplace(std::move(v));
-    claim(recvq_, r);
+    claim<moves_run_no_code>(recvq_, r);
     complete(r);
     return channel_status::ok;
   }
@@ -77,7 +77,7 @@ inline channel_status channel<T>::take_from(std::optional<T>& out, detail::chan_
       refill();
       return channel_status::ok;
     }
-    claim(sendq_, s);
+    claim<moves_run_no_code>(sendq_, s);
     complete(s);
     return channel_status::ok;
   }
@@ -100,7 +100,7 @@ void channel<T>::pop_oldest(std::optional<T>& out) {
 template <class T>
 void channel<T>::refill() noexcept {
   while (detail::chan_node* s = live_front(sendq_)) {
-    claim(sendq_, s);
+    claim<true>(sendq_, s);
     try {
       std::construct_at(slot(head_ + count_), std::move(*static_cast<T*>(s->value)));
     } catch (...) {

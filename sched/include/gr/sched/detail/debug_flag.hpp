@@ -9,11 +9,13 @@ namespace gr::detail {
 
 // g_debug: zero unless a trace hook is installed or a dump was requested by signal (the bits are
 // in sched/src/debug_hooks.hpp), so a hot path pays one relaxed load and an untaken branch.
-// Hidden: the static libraries and the program they are linked into reach it PC-relative, not
-// through the GOT.
-extern std::atomic<unsigned> g_debug __attribute__((visibility("hidden")));
+// Default visibility: code inlined into the program (wake(), the channel templates) reads it too,
+// and in a position-independent executable the compiler reaches it PC-relative all the same.
+extern std::atomic<unsigned> g_debug;
 
-// debug_hooked: does any hook want events now? Always false when built with -DGR_NO_TRACE.
+// debug_hooked: does any hook want events now? Always false when built with -DGR_NO_TRACE, which
+// therefore has to be given to gr and to the code that includes its headers alike (inline code
+// such as wake() tests it).
 inline bool debug_hooked() noexcept {
 #ifdef GR_NO_TRACE
   return false;

@@ -72,7 +72,8 @@ struct alignas(64) task_ctl {
   time_point deadline{};              // valid while a timer is armed
   std::uint64_t timer_seq = 0;        // arm order: equal deadlines fire first-armed first
   time_point created{};
-  const wait_reason* waiting = nullptr;  // while blocked: what it waits on, on the parked frame
+  const wait_reason* waiting = nullptr;  // while blocked: what it waits on (on the parked frame,
+                                         // or in the object waited on: a channel's)
   wait_queue joiners;                 // tasks blocked in join() on this one
   std::exception_ptr exception;       // what its function threw (not task_cancelled)
   std::source_location spawned_at{};
