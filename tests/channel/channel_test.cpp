@@ -379,39 +379,26 @@ TEST_SUITE("channel.basic") {
   // The hand-over's wake is inline (wait.hpp) and queues on the built-in ring itself; with a
   // custom policy set it must go through the policy, or the woken task is never run.
   TEST_CASE("a custom ready policy gets every task that a channel hand-over wakes") {
-    // fifo: round_robin's order, counting what it is given.
-    class fifo final : public gr::ready_policy {
+    // counting: round_robin's order, counting what it is given.
+    class counting final : public gr::ready_policy {
     public:
       void push(gr::detail::task_ctl* t) noexcept override {
-        link(t) = nullptr;
-        (tail_ ? link(tail_) : head_) = t;
-        tail_ = t;
-        ++size_;
         ++pushes;
+        inner_.push(t);
       }
-      gr::detail::task_ctl* pop() noexcept override {
-        gr::detail::task_ctl* t = head_;
-        if (t) {
-          head_ = link(t);
-          if (!head_) tail_ = nullptr;
-          --size_;
-        }
-        return t;
-      }
-      bool empty() const noexcept override { return head_ == nullptr; }
-      std::size_t size() const noexcept override { return size_; }
+      gr::detail::task_ctl* pop() noexcept override { return inner_.pop(); }
+      bool empty() const noexcept override { return inner_.empty(); }
+      std::size_t size() const noexcept override { return inner_.size(); }
       std::size_t pushes = 0;
 
     private:
-      gr::detail::task_ctl* head_ = nullptr;
-      gr::detail::task_ctl* tail_ = nullptr;
-      std::size_t size_ = 0;
+      gr::round_robin inner_;
     };
     long sum = 0;
     std::size_t pushes = 0;
     std::thread([&] {  // a policy stays set for the rest of its scheduler's life
-      auto policy = std::make_unique<fifo>();
-      fifo* p = policy.get();
+      auto policy = std::make_unique<counting>();
+      counting* p = policy.get();
       gr::scheduler::current().set_policy(std::move(policy));
       gr::channel<int> ping, pong;
       auto echo = gr::spawn([&] {
