@@ -2,7 +2,8 @@
 // Private to sched/.
 //
 // g_debug is zero unless a trace hook is installed or a dump was requested by signal, so the hot
-// paths pay one relaxed load and an untaken branch. -DGR_NO_TRACE compiles the checks out.
+// paths pay one relaxed load and an untaken branch. -DGR_NO_TRACE compiles the checks out
+// (debug_hooked() in gr/sched/detail/debug_flag.hpp).
 #pragma once
 
 #include <gr/sched/detail/debug_flag.hpp>
@@ -36,14 +37,10 @@ void chrome_trace_from_env() noexcept;
 
 }  // namespace gr::detail
 
-#ifdef GR_NO_TRACE
-#define GR_DEBUG_EVENT(s, ...) \
-  do {                         \
+// GR_DEBUG_EVENT: debug_event() if a hook wants it (debug_hooked(), which -DGR_NO_TRACE makes a
+// constant false, so the call compiles out).
+#define GR_DEBUG_EVENT(s, ...)                        \
+  do {                                                \
+    if (::gr::detail::debug_hooked()) [[unlikely]]    \
+      ::gr::detail::debug_event(s, __VA_ARGS__);      \
   } while (false)
-#else
-#define GR_DEBUG_EVENT(s, ...)                                                   \
-  do {                                                                           \
-    if (::gr::detail::g_debug.load(std::memory_order_relaxed)) [[unlikely]]      \
-      ::gr::detail::debug_event(s, __VA_ARGS__);                                 \
-  } while (false)
-#endif

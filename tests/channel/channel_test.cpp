@@ -457,7 +457,7 @@ TEST_SUITE("channel.basic") {
 #if defined(NDEBUG) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
   // Optimised builds only: unoptimised and sanitized frames are several times larger. Under LTO
   // the scheduler's park is inlined into the channel's; once it also took in the trace hook's
-  // dump formatter and an 824-byte frame, and a parked task kept 1.5 KiB of stack (now about 700
+  // dump formatter and an 824-byte frame, and a parked task kept 1.5 KiB of stack (now about 650
   // bytes). The bound catches that coming back.
   TEST_CASE("a task parked in a channel keeps under 1 KiB of stack below its frame") {
     gr::channel<int> in(0, "in"), out(0, "out");
