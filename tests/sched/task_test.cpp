@@ -14,6 +14,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -227,6 +228,42 @@ TEST_SUITE("sched.task") {
     second.join();
     CHECK(second_threw);
     CHECK(!target.joinable());
+  }
+
+  TEST_CASE("joining a task of another thread's scheduler throws gr::error") {
+    // From a thread that has a scheduler of its own and from one that has none yet: both name the
+    // task, and neither touches it (it still runs and joins here).
+    auto t = gr::spawn([] { gr::yield(); });
+    for (bool own_scheduler : {true, false}) {
+      std::string what;
+      std::thread other([&] {
+        if (own_scheduler) gr::scheduler::current();
+        try {
+          t.join();
+        } catch (const gr::error& e) {
+          what = e.what();
+        }
+      });
+      other.join();
+      CAPTURE(own_scheduler);
+      CHECK(contains(what, "belongs to another thread's scheduler"));
+      CHECK(contains(what, "task #" + std::to_string(t.id())));
+    }
+    CHECK(t.joinable());
+    t.join();
+    CHECK(!t.joinable());
+  }
+
+  TEST_CASE("join_until with no deadline is join: it rethrows and empties the handle") {
+    auto ok = gr::spawn([] { gr::yield(); });
+    CHECK(ok.join_until(gr::time_point::max()));
+    CHECK(!ok.joinable());
+    auto bad = gr::spawn([] {
+      gr::yield();
+      throw std::runtime_error("late failure");
+    });
+    CHECK_THROWS_WITH_AS(bad.join_until(gr::time_point::max()), "late failure", std::runtime_error);
+    CHECK(!bad.joinable());
   }
 
   TEST_CASE("join_for times out and leaves the handle joinable") {

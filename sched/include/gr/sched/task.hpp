@@ -86,6 +86,8 @@ public:
 private:
   friend task detail::launch(detail::task_ctl*, std::string&&, const std::source_location&);
   explicit task(detail::task_ctl* c) noexcept : ctl_(c) {}
+  detail::task_ctl* join_checked() const;  // join's checks (see scheduler.cpp)
+  void joined(detail::task_ctl* c);        // join's end: let go, rethrow
   detail::task_ctl* ctl_ = nullptr;
 };
 
