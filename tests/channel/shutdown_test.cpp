@@ -6,6 +6,7 @@
 #include <gr/channel/channel.hpp>
 #include <gr/channel/select.hpp>
 #include <gr/sched/errors.hpp>
+#include <gr/sched/scheduler.hpp>
 #include <gr/sched/task.hpp>
 #include <gr/sched/this_task.hpp>
 
@@ -33,6 +34,42 @@ TEST_SUITE("channel.shutdown") {
     });
     t.join();
     CHECK(server_unwound);
+  }
+
+  TEST_CASE("a channel destroyed by the thread's shutdown leaves its waiters no dangling wait reason") {
+    // The owner is newer than the waiter, so shutdown unwinds it first and its channel goes while
+    // the waiter still blocks on it. A snapshot taken after that (by the owner's last destructor)
+    // must not read the channel's wait reason (its name is freed memory by then).
+    std::string seen = "no snapshot";
+    std::thread th([&] {
+      gr::channel<int>* shared = nullptr;
+      gr::spawn(
+          [&] {
+            while (!shared) gr::yield();
+            shared->recv();
+          },
+          {.name = "waiter"})
+          .detach();
+      gr::spawn(
+          [&] {
+            struct probe {
+              std::string& out;
+              ~probe() {
+                for (const gr::task_info& t : gr::scheduler::current().snapshot())
+                  if (t.name == "waiter") out = t.state + "|" + t.waiting;
+              }
+            } last_out{seen};
+            gr::channel<int> jobs(0, "a channel whose name is long enough to live on the heap");
+            shared = &jobs;
+            gr::channel<int> never(0, "never");
+            never.recv();
+          },
+          {.name = "owner"})
+          .detach();
+      for (int i = 0; i < 3; ++i) gr::yield();
+    });
+    th.join();
+    CHECK(seen == "blocked|");
   }
 
   TEST_CASE("a sender woken by close gets channel_closed naming the channel after it is destroyed") {
