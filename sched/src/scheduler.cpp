@@ -364,7 +364,8 @@ time_point sched_now() {
 }
 
 namespace {
-[[noreturn]] void throw_cancelled(sched_state& s) {
+// Cold and out of line: flattened callers (join) would inline its event and throw.
+[[noreturn, gnu::cold, gnu::noinline]] void throw_cancelled(sched_state& s) {
   GR_DEBUG_EVENT(s, trace_event::type::throw_, s.current, nullptr, nullptr, wake_reason::cancelled, nullptr);
   throw task_cancelled{};
 }
@@ -560,12 +561,15 @@ void task::detach() noexcept {
 
 namespace detail {
 namespace {
-// join_errors: the misuses join() and join_until() report. Cold and out of line: their formatting
-// kept the hot path's registers busy.
+// The misuses join() and join_until() report. Cold and out of line: their formatting kept the
+// hot path's registers busy.
 [[noreturn, gnu::cold, gnu::noinline]] void throw_join_empty() {
   throw error("gr::task::join: the task handle is empty (moved from, joined or detached)");
 }
 [[noreturn, gnu::cold, gnu::noinline]] void throw_join_misuse(const task_ctl* c) {
+  if (!c->sched)  // its thread ended: shutdown() unwound it, and a handle outlived the thread
+    throw error(fmt::format("gr::task::join: task #{} belongs to a scheduler that has shut down (its thread ended)",
+                            c->id));
   if (c->sched != tls_sched)
     throw error(fmt::format("gr::task::join: task #{} belongs to another thread's scheduler", c->id));
   throw error(fmt::format("gr::task::join: task #{} '{}' cannot join itself", c->id, c->name));
@@ -575,7 +579,7 @@ namespace {
                           "task while this one waited",
                           id));
 }
-// joined_with_exception: join's end for a task that threw: the handle lets go, then the
+// rethrow_joined: join's end for a task that threw: the handle lets go, then the
 // exception is rethrown. Cold: most tasks end normally.
 [[noreturn, gnu::cold, gnu::noinline]] void rethrow_joined(task_ctl* c) {
   std::exception_ptr e = c->exception;
@@ -586,13 +590,14 @@ namespace {
 }  // namespace detail
 
 // join_checked: the task `ctl_` names, after the checks every join makes: a task of this thread's
-// scheduler, not the caller, and the caller not cancelled. (A handle of a task on a thread that has
-// no scheduler yet names another thread's.)
+// scheduler, not the caller, and the caller not cancelled. From a thread with no scheduler every
+// task is another thread's, and none is created to say so.
 detail::task_ctl* task::join_checked() const {
   detail::task_ctl* c = ctl_;
   if (!c) [[unlikely]]
     detail::throw_join_empty();
-  if (c->sched != detail::tls_sched || c == c->sched->current) [[unlikely]]
+  detail::sched_head* const here = detail::tls_sched;
+  if (!here || c->sched != here || c == here->current) [[unlikely]]
     detail::throw_join_misuse(c);
   detail::raise_if_cancelled(*c->sched);
   return c;
@@ -641,7 +646,7 @@ bool task::join_until(time_point deadline) {
 [[gnu::flatten]] void task::join() {
   detail::task_ctl* c = join_checked();
   if (c->state != detail::task_state::done) {
-    detail::sched_state& s = *static_cast<detail::sched_state*>(c->sched);
+    detail::sched_state& s = *c->sched;
     const std::uint64_t id = c->id;
     detail::wait_node me{s.current};
     c->joiners.push_back(me);

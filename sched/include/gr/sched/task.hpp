@@ -59,9 +59,10 @@ public:
 
   // join: blocks the calling task until this one has finished, then rethrows the exception that
   // ended it, if any (a task ended by cancellation joins normally). Afterwards the handle is
-  // empty. Throws gr::error on an empty handle, when a task joins itself, or when another task
-  // joined (or detached) the same handle while this one waited; gr::task_cancelled if the caller
-  // is cancelled meanwhile (the task runs on and can be joined again).
+  // empty. Throws gr::error on an empty handle, when a task joins itself, for a task of another
+  // thread's scheduler (or of one that has shut down), or when another task joined (or detached)
+  // the same handle while this one waited; gr::task_cancelled if the caller is cancelled meanwhile
+  // (the task runs on and can be joined again).
   void join();
   // join_until / join_for: join() with a deadline; false (and the handle still joinable) on
   // timeout.
