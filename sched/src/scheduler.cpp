@@ -579,6 +579,27 @@ namespace {
                           "task while this one waited",
                           id));
 }
+// await_done: parks the joining task on c's joiners until c is done, `park(why)` being the park
+// (with or without a deadline). False when it woke for neither (a timeout); throws on cancel or
+// deadlock, and when `handle` (the joining task::ctl_) no longer names c: another task joined or
+// detached the same handle meanwhile, and c may be gone. Inlined into both joins.
+template <class Park>
+[[gnu::always_inline]] inline bool await_done(task_ctl* const& handle, task_ctl* c, Park park) {
+  const std::uint64_t id = c->id;
+  wait_node me{c->sched->current};
+  c->joiners.push_back(me);
+  const wait_reason why{"join", "task", c, &c->name};
+  const wake_reason r = park(why);
+  if (!me.signaled) [[unlikely]] {
+    c->joiners.remove(me);
+    raise_if_interrupted(r);
+    return false;
+  }
+  if (me.linked()) __builtin_unreachable();  // finish_task unlinked it (pop_front)
+  if (handle != c) [[unlikely]]
+    throw_join_raced(id);
+  return true;
+}
 // rethrow_joined: join's end for a task that threw: the handle lets go, then the
 // exception is rethrown. Cold: most tasks end normally.
 [[noreturn, gnu::cold, gnu::noinline]] void rethrow_joined(task_ctl* c) {
@@ -618,21 +639,8 @@ bool task::join_until(time_point deadline) {
     return true;
   }
   detail::task_ctl* c = join_checked();
-  if (c->state != detail::task_state::done) {
-    const std::uint64_t id = c->id;
-    detail::wait_node me{c->sched->current};
-    c->joiners.push_back(me);
-    const detail::wait_reason why{"join", "task", c, &c->name};
-    const detail::wake_reason r = detail::park_until(why, deadline);
-    if (!me.signaled) {
-      c->joiners.remove(me);
-      detail::raise_if_interrupted(r);
-      return false;  // timeout
-    }
-    // Another task that joined (or detached) this same handle meanwhile took the record, which may
-    // be gone already: do not touch `c` again.
-    if (ctl_ != c) detail::throw_join_raced(id);
-  }
+  const auto park = [deadline](const detail::wait_reason& why) { return detail::park_until(why, deadline); };
+  if (c->state != detail::task_state::done && !detail::await_done(ctl_, c, park)) return false;  // timeout
   joined(c);
   return true;
 }
@@ -641,25 +649,15 @@ bool task::join_until(time_point deadline) {
 // join_checked() made. Flattened, so the park is inlined: the joiner resumes in this frame, one
 // return from its caller. The switch back leaves the finished task's return addresses in the
 // CPU's return-stack buffer, so each return on the joiner's way out is mispredicted (README,
-// "Where the time goes"): one fewer here. tools/count: spawn + join 786 to 765 instructions
+// "Where the time goes"): one fewer here. tools/count: spawn + join 786 to 767 instructions
 // with the checks above.
 [[gnu::flatten]] void task::join() {
   detail::task_ctl* c = join_checked();
   if (c->state != detail::task_state::done) {
     detail::sched_state& s = *c->sched;
-    const std::uint64_t id = c->id;
-    detail::wait_node me{s.current};
-    c->joiners.push_back(me);
-    const detail::wait_reason why{"join", "task", c, &c->name};
-    const detail::wake_reason r = detail::park_now(s, why);
-    if (!me.signaled) [[unlikely]] {
-      c->joiners.remove(me);
-      detail::raise_if_interrupted(r);
-      GR_ASSERT(false, "a join woke with neither the task done, a cancel nor a deadlock");
-    }
-    if (me.linked()) __builtin_unreachable();  // finish_task unlinked it (pop_front)
-    if (ctl_ != c) [[unlikely]]
-      detail::throw_join_raced(id);
+    const auto park = [&s](const detail::wait_reason& why) { return detail::park_now(s, why); };
+    const bool done = detail::await_done(ctl_, c, park);
+    GR_ASSERT(done, "a join woke with neither the task done, a cancel nor a deadlock");
   }
   joined(c);
 }
