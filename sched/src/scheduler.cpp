@@ -804,7 +804,7 @@ bool scheduler::run_once() {
 bool scheduler::run_for(duration budget) {
   detail::sched_state& s = *state_;
   require_main(s, "run_for");
-  const time_point end = s.clk->now() + budget;
+  const time_point end = detail::deadline_after(s.clk->now(), budget);  // duration::max(): no end
   while (s.live > 0) {
     if (!s.timers.empty()) detail::fire_expired(s);
     if (s.ready_empty()) {
@@ -819,11 +819,20 @@ bool scheduler::run_for(duration budget) {
   return s.live > 0;
 }
 
-void scheduler::set_clock(gr::clock& c) noexcept {
-  state_->clk = &c;
-  state_->last_now = c.now();
+void scheduler::set_clock(gr::clock& c) {
+  detail::sched_state& s = *state_;
+  if (&c == s.clk) return;
+  // An armed deadline is a point on the clock that armed it: on another clock it would fire at
+  // once, or never (a steady clock's now is the machine's uptime; a manual clock starts at 0).
+  if (!s.timers.empty())
+    throw error(fmt::format("gr::scheduler::set_clock: {} task(s) wait with a deadline on the current clock, whose "
+                            "time the deadline is in (the first: {}); set the clock before tasks sleep or wait with "
+                            "a deadline, or once none does",
+                            s.timers.size(), describe(detail::info_of(*s.timers.front()))));
+  s.clk = &c;
+  s.last_now = c.now();
 }
-void scheduler::reset_clock() noexcept { set_clock(state_->steady); }
+void scheduler::reset_clock() { set_clock(state_->steady); }
 gr::clock& scheduler::clock() const noexcept { return *state_->clk; }
 time_point scheduler::now() const noexcept { return state_->clk->now(); }
 

@@ -89,7 +89,7 @@ public:
   channel_status send_until(const T& v, time_point deadline);  // See send_until(T&&).
   template <class U, class Rep, class Period>
   channel_status send_for(U&& v, std::chrono::duration<Rep, Period> d) {
-    return send_until(std::forward<U>(v), detail::sched_now() + std::chrono::ceil<duration>(d));
+    return send_until(std::forward<U>(v), detail::deadline_in(d));
   }
 
   // recv: blocks until a value comes (returns it) or the channel is closed and drained (nullopt).
@@ -101,7 +101,7 @@ public:
   recv_result<T> recv_until(time_point deadline);
   template <class Rep, class Period>
   recv_result<T> recv_for(std::chrono::duration<Rep, Period> d) {
-    return recv_until(detail::sched_now() + std::chrono::ceil<duration>(d));
+    return recv_until(detail::deadline_in(d));
   }
 
   // close: no more sends. See the class comment. Throws gr::channel_closed if already closed.

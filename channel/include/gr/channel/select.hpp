@@ -214,7 +214,7 @@ deadline_case_t<F> deadline_case(time_point when, F handler = {}) {
 
 template <class Rep, class Period, class F = detail::no_handler>
 deadline_case_t<F> timeout_case(std::chrono::duration<Rep, Period> d, F handler = {}) {
-  return {detail::sched_now() + std::chrono::ceil<duration>(d), std::move(handler)};
+  return {detail::deadline_in(d), std::move(handler)};
 }
 
 template <class F = detail::no_handler>

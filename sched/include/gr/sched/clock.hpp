@@ -13,6 +13,11 @@
 //     set(), and wait_until() returns false (the scheduler never blocks on it).
 // A clock is owned by the program and must outlive its use by the scheduler. Touch it only from
 // the scheduler's thread.
+//
+// Every *_for form (sleep_for, join_for, recv_for, wait_for, timeout_case, ...) takes any
+// std::chrono duration and adds it to the clock's now() without overflow: a duration too long
+// to add (hours::max(), "forever") means no deadline at all, and zero or a negative one is due at
+// once (a timed wait then reports a timeout unless it can complete without waiting).
 #pragma once
 
 #include <chrono>
@@ -21,6 +26,24 @@ namespace gr {
 
 using time_point = std::chrono::steady_clock::time_point;
 using duration = std::chrono::steady_clock::duration;
+
+namespace detail {
+// deadline_after: the deadline `d` after `now`, as every *_for form and run_for compute it
+// (rounded up to the clock's ticks), saturated rather than overflowed: a duration too long to
+// add, such as std::chrono::hours::max() for "wait forever", gives time_point::max() (no
+// deadline), and one that is zero or negative gives `now` (due at once). The comparison is in
+// floating point, where neither unit's range can overflow, and a deadline more than half the
+// clock's remaining range away (over a century on steady_clock) counts as none, so rounding near
+// the limit cannot overflow the final conversion either.
+template <class Rep, class Period>
+time_point deadline_after(time_point now, std::chrono::duration<Rep, Period> d) noexcept {
+  using seconds = std::chrono::duration<double>;
+  if (!(d > decltype(d)::zero())) return now;  // NaN too
+  const duration left = now.time_since_epoch() < duration::zero() ? duration::max() : time_point::max() - now;
+  if (!(seconds(d) < seconds(left) / 2)) return time_point::max();
+  return now + std::chrono::ceil<duration>(d);
+}
+}  // namespace detail
 
 class clock {
 public:

@@ -52,11 +52,11 @@ public:
   // wait_for: See wait_until().
   template <class Rep, class Period>
   std::cv_status wait_for(std::unique_lock<mutex>& lock, std::chrono::duration<Rep, Period> d) {
-    return wait_until(lock, detail::sched_now() + std::chrono::ceil<duration>(d));
+    return wait_until(lock, detail::deadline_in(d));
   }
   template <class Rep, class Period, class Pred>
   bool wait_for(std::unique_lock<mutex>& lock, std::chrono::duration<Rep, Period> d, Pred pred) {
-    return wait_until(lock, detail::sched_now() + std::chrono::ceil<duration>(d), std::move(pred));
+    return wait_until(lock, detail::deadline_in(d), std::move(pred));
   }
 
   // notify_one / notify_all: wake the first waiter / every waiter. Never block.

@@ -38,7 +38,7 @@ public:
   bool try_lock_until(time_point deadline);
   template <class Rep, class Period>
   bool try_lock_for(std::chrono::duration<Rep, Period> d) {
-    return try_lock_until(detail::sched_now() + std::chrono::ceil<duration>(d));
+    return try_lock_until(detail::deadline_in(d));
   }
   // unlock: releases the lock, handing it to the first waiting task. Throws gr::error if the
   // calling task does not own it.

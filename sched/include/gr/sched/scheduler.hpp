@@ -74,13 +74,17 @@ public:
   bool run_once();
 
   // run_for: runs frames until `budget` of clock time is spent or nothing is runnable, waiting for
-  // timers due within the budget (on clocks that can wait). Returns whether tasks remain.
+  // timers due within the budget (on clocks that can wait). Returns whether tasks remain. A budget
+  // of zero or less (a frame that overran) still runs one frame, so tasks always make progress;
+  // duration::max() runs until nothing is runnable.
   bool run_for(duration budget);
 
   // set_clock: times sleeps and deadlines by `c` from now on (see gr::clock). `c` must outlive its
-  // use. reset_clock: back to std::chrono::steady_clock.
-  void set_clock(gr::clock& c) noexcept;
-  void reset_clock() noexcept;
+  // use. reset_clock: back to std::chrono::steady_clock. Deadlines are points in a clock's time,
+  // so both throw gr::error, naming a waiting task, while any task sleeps or waits with a deadline
+  // (on another clock it would fire at once or never): change clocks before tasks sleep.
+  void set_clock(gr::clock& c);
+  void reset_clock();
   gr::clock& clock() const noexcept;
   time_point now() const noexcept;
 

@@ -38,7 +38,7 @@ public:
   bool try_acquire_until(time_point deadline);
   template <class Rep, class Period>
   bool try_acquire_for(std::chrono::duration<Rep, Period> d) {
-    return try_acquire_until(detail::sched_now() + std::chrono::ceil<duration>(d));
+    return try_acquire_until(detail::deadline_in(d));
   }
   // release: returns `n` permits (n >= 0, else gr::error), handing them to waiters first.
   void release(std::ptrdiff_t n = 1);

@@ -191,7 +191,7 @@ task spawn(F&& fn, task_options opts, std::source_location where) {
 
 template <class Rep, class Period>
 bool task::join_for(std::chrono::duration<Rep, Period> d) {
-  return join_until(detail::sched_now() + std::chrono::ceil<duration>(d));
+  return join_until(detail::deadline_in(d));
 }
 
 }  // namespace gr

@@ -26,7 +26,7 @@ void sleep_until(time_point deadline);
 // sleep_for: See sleep_until().
 template <class Rep, class Period>
 void sleep_for(std::chrono::duration<Rep, Period> d) {
-  sleep_until(detail::sched_now() + std::chrono::ceil<duration>(d));
+  sleep_until(detail::deadline_in(d));
 }
 
 // now: the time on this thread's scheduler's clock (see scheduler::set_clock).

@@ -89,4 +89,11 @@ bool shutting_down() noexcept;
 // now: the time on the current scheduler's clock.
 time_point sched_now();
 
+// deadline_in: the deadline of a *_for call: `d` from now on the scheduler's clock, saturated
+// (see deadline_after: hours::max() waits forever, a negative duration is due at once).
+template <class Rep, class Period>
+time_point deadline_in(std::chrono::duration<Rep, Period> d) {
+  return deadline_after(sched_now(), d);
+}
+
 }  // namespace gr::detail

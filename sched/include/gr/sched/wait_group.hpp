@@ -40,7 +40,7 @@ public:
   bool wait_until(time_point deadline);
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) {
-    return wait_until(detail::sched_now() + std::chrono::ceil<duration>(d));
+    return wait_until(detail::deadline_in(d));
   }
 
   std::ptrdiff_t count() const noexcept { return count_; }
