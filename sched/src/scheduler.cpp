@@ -82,6 +82,9 @@ sched_state::sched_state() {
   all_tail = &main;
   last_now = clk->now();
   rr.reserve(1);  // the main task's slot; launch() reserves each spawned task's
+  // wake() compares a task's sched_state* with tls_sched, a sched_head*, as addresses.
+  GR_ASSERT(static_cast<void*>(static_cast<sched_head*>(this)) == static_cast<void*>(this),
+            "sched_state's sched_head is not at its start");
 }
 
 sched_state& init_this_sched() { return init_sched(); }
@@ -231,6 +234,18 @@ void destroy_task(task_ctl* t) noexcept {
 
 void reap(sched_state& s) noexcept { destroy_task(std::exchange(s.zombie, nullptr)); }
 
+// resumed_by_hand: a waiting task came back from its switch while the scheduler runs another:
+// something switched into its greenlet by hand (greenlet::switch_to, on a greenlet that
+// greenlet::current() returned inside a task, or on the root while the main task waits).
+[[noreturn, gnu::cold, gnu::noinline]] void resumed_by_hand(const sched_state& s, const task_ctl& t) noexcept {
+  fatal(fmt::format("{} was resumed by a greenlet switch, not by its scheduler (whose current task is {}): the "
+                    "greenlet a task runs on, the thread's root for the main task, is the scheduler's to switch "
+                    "while the task waits",
+                    t.is_main ? std::string("the main task") : fmt::format("task #{} '{}'", t.id, t.name),
+                    s.current->is_main ? std::string("the main task")
+                                       : fmt::format("task #{} '{}'", s.current->id, s.current->name)));
+}
+
 // switch_task: from the running task `from` to `to`; returns when `from` runs again. Reports the
 // switch to the debugging hooks if `Traced` (park_now asks them once for the block and the
 // switch: see park_traced).
@@ -242,7 +257,8 @@ void switch_task(sched_state& s, task_ctl* from, task_ctl* to) {
   ++to->switches;
   s.current = to;
   greenlet::transfer(from->gl, to->gl, nullptr);
-  GR_DEBUG_ASSERT(s.current == from, "resumed a task that is not the scheduler's current one");
+  if (s.current != from) [[unlikely]]
+    resumed_by_hand(s, *from);
   if (s.zombie) [[unlikely]]
     reap(s);
 }
@@ -290,9 +306,23 @@ void release_ref(task_ctl* t) noexcept {
 
 // finish_task: the task's function is over. Wakes its joiners, picks the next task and makes it
 // the greenlet's parent, so the greenlet's death switches straight to it.
+// ended_holding_mutex: a task ended owning a gr::mutex. Nothing can unlock it now (only the owner
+// may), so its waiters would wait forever, and the mutex would name a freed task as its owner.
+[[noreturn, gnu::cold, gnu::noinline]] void ended_holding_mutex(const task_ctl& t) noexcept {
+  fatal(fmt::format("task #{}{} (spawned at {}) ended {}while holding {} gr::mutex lock(s), which nothing can unlock "
+                    "now; unlock before the task ends (std::unique_lock or std::lock_guard do it on every path)",
+                    t.id, t.name.empty() ? std::string() : fmt::format(" '{}'", t.name), where_of(t),
+                    t.exception ? fmt::format("by an exception ({}) ", exception_text(t.exception))
+                    : t.ended_by_cancel ? "by cancellation "
+                                        : "",
+                    t.mutexes_held));
+}
+
 void finish_task(sched_state& s, task_ctl& t) {
   if (s.zombie) [[unlikely]]
     reap(s);  // the one before: its successor resumed straight into its caller
+  if (t.mutexes_held) [[unlikely]]
+    ended_holding_mutex(t);
   GR_DEBUG_EVENT(s, trace_event::type::exit, &t, nullptr, nullptr, wake_reason::none,
                  t.exception ? &t.exception : nullptr);
   t.state = task_state::done;
@@ -455,6 +485,23 @@ wake_reason park_until(const wait_reason& why, time_point deadline) {
 
 bool owned_here(const task_ctl* t) noexcept { return t->sched == tls_sched; }
 
+void foreign_task(const task_ctl* t, const char* op) noexcept {
+  // What it waits on, read across threads: best effort, for the message of a process that ends.
+  const wait_reason* w = t->waiting;
+  std::string on;
+  if (w && w->verb) {
+    on = fmt::format(", which waits to {}", w->verb);
+    if (w->kind) on += fmt::format(" {}", w->kind);
+    if (w->name && !w->name->empty()) on += fmt::format(" '{}'", *w->name);
+  }
+  fatal(fmt::format("task #{}{}{} of {} was {} from a thread that {}: a task, and the channels and "
+                    "primitives its tasks use, belong to one thread's scheduler; hand values between "
+                    "threads with something thread-safe",
+                    t->id, t->name.empty() ? "" : fmt::format(" '{}'", t->name), on,
+                    t->sched ? "another thread's scheduler" : "a scheduler that has shut down", op,
+                    tls_sched ? "runs another scheduler" : "has no scheduler"));
+}
+
 void wake_slow(task_ctl* t, wake_reason why) noexcept {
   if (t->state != task_state::blocked) return;
   t->wake = why;
@@ -490,9 +537,20 @@ namespace {
 [[gnu::noinline]] void name_task(task_ctl* c, std::string&& name) noexcept { c->name = std::move(name); }
 }  // namespace
 
+// spawned_in_shutdown: a task spawned while shutdown() unwinds the thread's tasks (from a
+// destructor that runs then) could never run: the thread is ending.
+[[noreturn, gnu::cold, gnu::noinline]] void spawned_in_shutdown(std::string_view name,
+                                                               const std::source_location& where) {
+  throw error(fmt::format("gr::spawn: the task{} spawned at {}:{} would never run: its thread's scheduler is unwinding "
+                          "its tasks at thread exit",
+                          name.empty() ? std::string() : fmt::format(" '{}'", name), where.file_name(), where.line()));
+}
+
 task launch(task_ctl* c, std::string&& name, const std::source_location& where) {
   sched_state& s = this_sched();
   try {
+    if (s.shutting_down) [[unlikely]]
+      spawned_in_shutdown(name, where);
     s.rr.reserve(s.live + 2);  // a slot for every live task, this one and the main task
   } catch (...) {
     c->destroy(c);
@@ -664,6 +722,8 @@ bool task::join_until(time_point deadline) {
 
 void task::cancel() noexcept {
   if (!ctl_ || ctl_->state == detail::task_state::done) return;
+  if (ctl_->sched != detail::tls_sched) [[unlikely]]
+    detail::foreign_task(ctl_, "cancelled");
   ctl_->cancel_requested = true;
   GR_DEBUG_EVENT(*ctl_->sched, trace_event::type::cancel, ctl_, ctl_->sched->current, nullptr,
                  detail::wake_reason::cancelled, nullptr);
@@ -774,6 +834,12 @@ void require_main(detail::sched_state& s, const char* what) {
   if (s.current != &s.main)
     throw error(fmt::format("gr::scheduler::{}: call it from the main task, not from task #{} '{}'", what,
                             s.current->id, s.current->name));
+  // On a greenlet the main task switched to by hand, a switch would save that greenlet's
+  // registers as the main task's, and main() would never be resumed where it stopped.
+  if (greenlet::current() != s.main.gl)
+    throw error(fmt::format("gr::scheduler::{}: call it from the main task's own greenlet (the thread's root), not "
+                            "from {}, which it switched to",
+                            what, greenlet::current()->describe()));
 }
 }  // namespace
 

@@ -80,6 +80,7 @@ bool mutex::lock_until(time_point deadline, bool interruptible) {
   if (interruptible) detail::check_cancelled();
   if (!owner_) {
     owner_ = self;
+    ++self->mutexes_held;
     return true;
   }
   const detail::wait_reason why{"lock", "mutex", this, &name_};
@@ -106,6 +107,7 @@ void mutex::lock() { lock_until(time_point::max(), true); }
 bool mutex::try_lock() {
   if (owner_) return false;
   owner_ = detail::current_task();
+  ++owner_->mutexes_held;
   return true;
 }
 
@@ -115,8 +117,10 @@ void mutex::unlock() {
   detail::task_ctl* self = detail::current_task();
   if (owner_ != self)
     throw error(fmt::format("gr::mutex::unlock: task #{} does not own {}", self->id, label("mutex", name_, this)));
+  --self->mutexes_held;
   if (detail::wait_node* n = waiters_.pop_front()) {
     owner_ = n->task;  // hand-off: FIFO, and no barging
+    ++owner_->mutexes_held;
     signal(n);
   } else {
     owner_ = nullptr;
@@ -193,10 +197,14 @@ wait_group::~wait_group() {
 }
 
 void wait_group::add(std::ptrdiff_t n) {
-  if (count_ + n < 0)
+  std::ptrdiff_t sum;
+  if (__builtin_add_overflow(count_, n, &sum))
+    throw error(fmt::format("gr::wait_group::add: the counter of {} would overflow ({} {:+})",
+                            label("wait_group", name_, this), count_, n));
+  if (sum < 0)
     throw error(fmt::format("gr::wait_group::add: the counter of {} would go negative ({} {:+})",
                             label("wait_group", name_, this), count_, n));
-  count_ += n;
+  count_ = sum;
   if (count_ == 0)
     while (detail::wait_node* w = waiters_.pop_front()) signal(w);
 }
@@ -244,12 +252,17 @@ bool semaphore::try_acquire_until(time_point deadline) { return acquire_until(de
 void semaphore::release(std::ptrdiff_t n) {
   if (n < 0)
     throw error(fmt::format("gr::semaphore::release: negative count {} for {}", n, label("semaphore", name_, this)));
+  // Checked before any permit moves. Tasks wait only while count_ is 0, where n always fits.
+  if (n > max() - count_)
+    throw error(fmt::format("gr::semaphore::release: {} more permit(s) would overflow the count of {} ({} of at most {})",
+                            n, label("semaphore", name_, this), count_, max()));
+  // Waiters first, one permit each; the rest at once.
   for (; n > 0; --n) {
-    if (detail::wait_node* w = waiters_.pop_front())
-      signal(w);  // the permit goes straight to the waiter
-    else
-      ++count_;
+    detail::wait_node* w = waiters_.pop_front();
+    if (!w) break;
+    signal(w);  // the permit goes straight to the waiter
   }
+  count_ += n;
 }
 
 }  // namespace gr

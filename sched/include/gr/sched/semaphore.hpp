@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <limits>
 #include <string>
 
 namespace gr {
@@ -40,10 +41,12 @@ public:
   bool try_acquire_for(std::chrono::duration<Rep, Period> d) {
     return try_acquire_until(detail::deadline_in(d));
   }
-  // release: returns `n` permits (n >= 0, else gr::error), handing them to waiters first.
+  // release: returns `n` permits (n >= 0, else gr::error), handing them to waiters first. Throws
+  // gr::error, changing nothing, if the count would pass max().
   void release(std::ptrdiff_t n = 1);
 
   std::ptrdiff_t available() const noexcept { return count_; }
+  static constexpr std::ptrdiff_t max() noexcept { return std::numeric_limits<std::ptrdiff_t>::max(); }
   const std::string& name() const noexcept { return name_; }
 
 private:

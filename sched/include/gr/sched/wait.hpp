@@ -62,12 +62,19 @@ wake_reason park_until(const wait_reason& why, time_point deadline);
 // a task of this thread's scheduler.
 // Inline, as every channel hand-over and unlock wakes a task: the usual case (no timer armed,
 // the built-in queue, no debugging hook) is a few stores; wake_slow() does the rest.
+// A task of another thread's scheduler (or a waker on a thread with none) is a misuse that has
+// already touched the primitive from two threads: foreign_task() aborts with a message naming
+// the task and what it waits on, rather than queue it on the wrong thread's scheduler.
 void wake_slow(task_ctl* t, wake_reason why) noexcept;
 bool owned_here(const task_ctl* t) noexcept;  // t belongs to this thread's scheduler
+[[noreturn]] void foreign_task(const task_ctl* t, const char* op) noexcept;
 inline void wake(task_ctl* t, wake_reason why = wake_reason::signaled) noexcept {
-  GR_DEBUG_ASSERT(owned_here(t), "wake() of a task of another thread's scheduler");
   if (t->state != task_state::blocked) return;
-  sched_head& s = *tls_sched;  // a parked task means the scheduler exists
+  sched_head* h = tls_sched;
+  // sched_state's sched_head is its first and only base: the same address.
+  if (static_cast<const void*>(t->sched) != static_cast<const void*>(h)) [[unlikely]]
+    foreign_task(t, "woken (by a channel, mutex, condition_variable, semaphore or wait_group it waits on)");
+  sched_head& s = *h;
   if (t->timer_index == task_ctl::npos && s.plain_ready && !debug_hooked()) [[likely]] {
     t->wake = why;
     t->state = task_state::runnable;

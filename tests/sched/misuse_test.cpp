@@ -1,0 +1,209 @@
+// Misuse the scheduler cannot let pass silently: primitives touched from another thread, a task
+// that ends holding a mutex, a task's greenlet switched to by hand, the scheduler driven from a
+// plain greenlet, a spawn while the thread's tasks are being unwound, counts that would overflow.
+// What can still be thrown is a gr::error; what has already touched another thread's tasks, or
+// left a lock nobody can release, ends the process with a message naming the task (checked in a
+// forked child).
+#include <doctest/doctest.h>
+
+#include "child_process.hpp"
+#include "test_util.hpp"
+
+#include <gr/greenlet/greenlet.hpp>
+#include <gr/sched/mutex.hpp>
+#include <gr/sched/scheduler.hpp>
+#include <gr/sched/semaphore.hpp>
+#include <gr/sched/task.hpp>
+#include <gr/sched/this_task.hpp>
+#include <gr/sched/wait_group.hpp>
+
+#include <cstddef>
+#include <csignal>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+using gr_test::run_in_child;
+
+TEST_SUITE("sched.misuse") {
+  TEST_CASE("waking a task from another thread ends the process, naming the task and what it waits on") {
+    SUBCASE("from a thread with no scheduler") {
+      const auto r = run_in_child([] {
+        gr::wait_group group(1, "group");
+        gr::task waiter = gr::spawn([&] { group.wait(); }, {.name = "waiter"});
+        gr::scheduler::current().run_once();  // it waits now
+        std::thread([&] { group.done(); }).join();
+      });
+      CHECK(r.killed_by(SIGABRT));
+      CHECK(r.says("task #"));
+      CHECK(r.says("'waiter', which waits to wait on wait_group 'group'"));
+      CHECK(r.says("from a thread that has no scheduler"));
+    }
+    SUBCASE("from a thread that runs its own scheduler") {
+      const auto r = run_in_child([] {
+        gr::semaphore permits(0, "permits");
+        gr::task waiter = gr::spawn([&] { permits.acquire(); }, {.name = "waiter"});
+        gr::scheduler::current().run_once();
+        std::thread([&] {
+          (void)gr::scheduler::current();
+          permits.release();
+        }).join();
+      });
+      CHECK(r.killed_by(SIGABRT));
+      CHECK(r.says("'waiter', which waits to acquire semaphore 'permits'"));
+      CHECK(r.says("of another thread's scheduler"));
+      CHECK(r.says("from a thread that runs another scheduler"));
+    }
+  }
+
+  TEST_CASE("cancelling a task from another thread ends the process, naming the task") {
+    const auto r = run_in_child([] {
+      gr::task sleeper = gr::spawn([] { gr::sleep_for(std::chrono::hours(1)); }, {.name = "sleeper"});
+      gr::scheduler::current().run_once();
+      std::thread([&] { sleeper.cancel(); }).join();
+    });
+    CHECK(r.killed_by(SIGABRT));
+    CHECK(r.says("'sleeper', which waits to sleep"));
+    CHECK(r.says("was cancelled from a thread that has no scheduler"));
+  }
+
+  TEST_CASE("a task that ends holding a mutex ends the process, naming the task and how it ended") {
+    SUBCASE("by returning") {
+      const auto r = run_in_child([] {
+        gr::mutex m("m");
+        gr::task holder = gr::spawn([&] { m.lock(); }, {.name = "holder"});
+        holder.join();
+      });
+      CHECK(r.killed_by(SIGABRT));
+      CHECK(r.says("'holder' (spawned at "));
+      CHECK(r.says("misuse_test.cpp"));
+      CHECK(r.says("ended while holding 1 gr::mutex lock(s)"));
+    }
+    SUBCASE("by an exception, with a lock handed over to it") {
+      const auto r = run_in_child([] {
+        gr::mutex m("m");
+        m.lock();
+        gr::task holder = gr::spawn(
+            [&] {
+              m.lock();  // waits: main unlocks, handing it over
+              throw std::runtime_error("boom");
+            },
+            {.name = "holder"});
+        gr::yield();
+        m.unlock();
+        holder.join();
+      });
+      CHECK(r.killed_by(SIGABRT));
+      CHECK(r.says("ended by an exception (boom) while holding 1 gr::mutex lock(s)"));
+    }
+    SUBCASE("a task that unlocks on every path ends normally") {
+      gr::mutex m("m");
+      gr::task t = gr::spawn([&] {
+        m.lock();
+        m.unlock();
+        CHECK(m.try_lock());
+        m.unlock();
+        std::lock_guard guard(m);
+      });
+      t.join();
+      CHECK(!m.locked());
+    }
+  }
+
+  TEST_CASE("switching by hand into a waiting task's greenlet ends the process, naming the task") {
+    const auto r = run_in_child([] {
+      gr::semaphore never(0);
+      gr::greenlet* g = nullptr;
+      gr::task parked = gr::spawn(
+          [&] {
+            g = gr::greenlet::current();
+            never.acquire();
+          },
+          {.name = "parked"});
+      gr::scheduler::current().run_once();
+      g->switch_to();
+    });
+    CHECK(r.killed_by(SIGABRT));
+    CHECK(r.says("task #"));
+    CHECK(r.says("'parked' was resumed by a greenlet switch, not by its scheduler (whose current task is the main task)"));
+  }
+
+  TEST_CASE("run_once, run_for and run from a greenlet the main task switched to throw gr::error") {
+    auto& sched = gr::scheduler::current();
+    int ran = 0;
+    gr::task t = gr::spawn([&] { ++ran; });
+    std::string errors;
+    gr::greenlet g([&](void*) -> void* {
+      for (auto call : {+[](gr::scheduler& s) { s.run_once(); }, +[](gr::scheduler& s) { s.run_for(std::chrono::seconds(1)); },
+                        +[](gr::scheduler& s) { s.run(); }}) {
+        try {
+          call(sched);
+        } catch (const gr::error& e) {
+          errors += e.what();
+          errors += '\n';
+        }
+      }
+      return nullptr;
+    });
+    g.switch_to();
+    CHECK(g.dead());
+    CHECK(ran == 0);
+    CHECK(errors.find("gr::scheduler::run_once: call it from the main task's own greenlet") != std::string::npos);
+    CHECK(errors.find("gr::scheduler::run_for: call it") != std::string::npos);
+    CHECK(errors.find("gr::scheduler::run: call it") != std::string::npos);
+    CHECK(errors.find(g.describe()) != std::string::npos);
+    t.join();
+    CHECK(ran == 1);
+  }
+
+  TEST_CASE("a spawn while the thread's scheduler unwinds its tasks throws gr::error naming the task") {
+    std::string message;
+    gr_test::capture_stderr quiet;  // the thread's shutdown lists the task it unwinds
+    std::thread([&] {
+      struct spawns_when_unwound {
+        std::string& out;
+        ~spawns_when_unwound() {
+          try {
+            gr::spawn([] {}, {.name = "too late"});
+            out = "no error";
+          } catch (const gr::error& e) {
+            out = e.what();
+          }
+        }
+      };
+      gr::task t = gr::spawn([&] {
+        spawns_when_unwound guard{message};
+        gr::semaphore never(0);
+        never.acquire();
+      });
+      gr::scheduler::current().run_once();
+      t.detach();
+    }).join();
+    CHECK(quiet.text().find("unwinding them") != std::string::npos);
+    quiet.restore();
+    CHECK(message.find("gr::spawn: the task 'too late' spawned at ") != std::string::npos);
+    CHECK(message.find("misuse_test.cpp") != std::string::npos);
+    CHECK(message.find("would never run: its thread's scheduler is unwinding its tasks") != std::string::npos);
+  }
+
+  TEST_CASE("semaphore and wait_group counts refuse to overflow, changing nothing") {
+    constexpr auto max = std::numeric_limits<std::ptrdiff_t>::max();
+    gr::semaphore permits(5, "permits");
+    CHECK(gr::semaphore::max() == max);
+    CHECK_THROWS_WITH_AS(permits.release(max), doctest::Contains("would overflow the count of semaphore 'permits'"),
+                         gr::error);
+    CHECK(permits.available() == 5);
+    CHECK_NOTHROW(permits.release(max - 5));
+    CHECK(permits.available() == max);
+    CHECK_THROWS_AS(permits.release(), gr::error);
+
+    gr::wait_group group(1, "group");
+    CHECK_THROWS_WITH_AS(group.add(max), doctest::Contains("the counter of wait_group 'group' would overflow"),
+                         gr::error);
+    CHECK_THROWS_WITH_AS(group.add(-2), doctest::Contains("would go negative"), gr::error);
+    CHECK_NOTHROW(group.add(max - 1));
+    CHECK_NOTHROW(group.add(-max));
+    CHECK(group.wait_for(std::chrono::seconds(0)));
+  }
+}
