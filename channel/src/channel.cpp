@@ -54,6 +54,13 @@ void chan_core::throw_closed(const char* op) const {
   throw channel_closed(fmt::format("gr::channel::{}: {} is closed", op, label()));
 }
 
+void chan_core::throw_capacity(std::size_t value_size) const {
+  // cap_ as signed too: a huge capacity is most often a negative count converted to size_t.
+  throw error(fmt::format("gr::channel: capacity {} (as a signed number, {}) for {} is more than a buffer of "
+                          "{}-byte values can hold",
+                          cap_, static_cast<std::ptrdiff_t>(cap_), label(), value_size));
+}
+
 void chan_core::close_core() {
   if (closed_) throw_closed("close");
   closed_ = true;

@@ -121,6 +121,8 @@ protected:
     wake(n->task);
   }
   [[noreturn]] void throw_closed(const char* op) const;
+  // throw_capacity: gr::error for a capacity no buffer of `value_size`-byte values can have.
+  [[noreturn]] void throw_capacity(std::size_t value_size) const;
   // close_waiters: marks the channel closed and completes every waiter with `closed`.
   void close_core();
   // park_on: parks the current task `self` in `q` (send or recv: `why` is send_why_ or

@@ -19,6 +19,10 @@ namespace gr {
 
 template <class T>
 channel<T>::channel(std::size_t capacity, std::string name) : detail::chan_core(capacity, std::move(name)) {
+  // A capacity past what an array of T can hold is a mistake (often a negative number converted),
+  // not a lack of memory: say so, naming the channel, rather than std::bad_array_new_length.
+  if (cap_ > std::allocator_traits<std::allocator<T>>::max_size(std::allocator<T>())) [[unlikely]]
+    throw_capacity(sizeof(T));
   if (cap_) buf_ = std::allocator<T>().allocate(cap_);
 }
 
