@@ -1,6 +1,7 @@
 // channel<T>: blocking and non-blocking sends and receives, the buffer, the hand-over rules and
 // FIFO service, at capacities 0, 1, 2 and 64.
 #include "test_util.hpp"
+#include "thread_check.hpp"
 
 #include <doctest/doctest.h>
 
@@ -15,7 +16,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 using gr::channel_status;
@@ -396,7 +396,8 @@ TEST_SUITE("channel.basic") {
     };
     long sum = 0;
     std::size_t pushes = 0;
-    std::thread([&] {  // a policy stays set for the rest of its scheduler's life
+    // On a thread of its own: a policy stays set for the rest of its scheduler's life.
+    const gr_test::thread_outcome r = gr_test::on_thread([&] {
       auto policy = std::make_unique<counting>();
       counting* p = policy.get();
       gr::scheduler::current().set_policy(std::move(policy));
@@ -411,7 +412,9 @@ TEST_SUITE("channel.basic") {
       ping.close();
       echo.join();
       pushes = p->pushes;
-    }).join();
+    });
+    CHECK(r.leaks_at_end == "");
+    CHECK(r.stacks_kept == 0);
     CHECK(sum == 100 * 99 / 2 + 100);
     CHECK(pushes >= 200);  // each message wakes its parked sender
   }

@@ -2,6 +2,7 @@
 // channel one of them owns, a sender woken by close() after which the channel is destroyed, and
 // a select whose only deadline is "never".
 #include "test_util.hpp"
+#include "thread_check.hpp"
 
 #include <gr/channel/channel.hpp>
 #include <gr/channel/select.hpp>
@@ -14,12 +15,11 @@
 
 #include <memory>
 #include <string>
-#include <thread>
 
 TEST_SUITE("channel.shutdown") {
   TEST_CASE("a thread ending while a worker waits on its server task's channel unwinds both") {
     bool server_unwound = false;
-    std::thread t([&] {
+    const gr_test::thread_outcome r = gr_test::on_thread([&] {
       gr::spawn([&] {
         struct mark {
           bool& flag;
@@ -32,8 +32,8 @@ TEST_SUITE("channel.shutdown") {
       gr::yield();
       gr::yield();
     });
-    t.join();
     CHECK(server_unwound);
+    CHECK(r.stacks_kept == 0);  // both stacks went back when the thread ended
   }
 
   TEST_CASE("a channel destroyed by the thread's shutdown leaves its waiters no dangling wait reason") {
@@ -41,7 +41,7 @@ TEST_SUITE("channel.shutdown") {
     // the waiter still blocks on it. A snapshot taken after that (by the owner's last destructor)
     // must not read the channel's wait reason (its name is freed memory by then).
     std::string seen = "no snapshot";
-    std::thread th([&] {
+    const gr_test::thread_outcome r = gr_test::on_thread([&] {
       gr::channel<int>* shared = nullptr;
       gr::spawn(
           [&] {
@@ -68,8 +68,8 @@ TEST_SUITE("channel.shutdown") {
           .detach();
       for (int i = 0; i < 3; ++i) gr::yield();
     });
-    th.join();
     CHECK(seen == "blocked|");
+    CHECK(r.stacks_kept == 0);
   }
 
   TEST_CASE("a sender woken by close gets channel_closed naming the channel after it is destroyed") {

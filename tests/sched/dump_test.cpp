@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "test_util.hpp"
+#include "thread_check.hpp"
 
 #include <gr/sched/dump.hpp>
 #include <gr/sched/mutex.hpp>
@@ -15,7 +16,6 @@
 #include <mutex>
 #include <sstream>
 #include <string>
-#include <thread>
 
 #include <unistd.h>
 
@@ -152,16 +152,17 @@ TEST_SUITE("sched.dump") {
 
   TEST_CASE("a scheduler destroyed with tasks alive reports them in the dump format") {
     std::string report;
+    long long stacks_kept = -1;
     {
       gr_test::capture_stderr err;
-      std::thread th([] {
+      stacks_kept = gr_test::on_thread([] {
         gr::spawn([] { gr::sleep_for(1h); }, {.name = "napper"}).detach();
         gr::yield();  // napper blocks; the thread ends with it asleep
-      });
-      th.join();
+      }).stacks_kept;
       report = err.text();
     }
     INFO(report);
+    CHECK(stacks_kept == 0);
     CHECK(contains(report, "gr: the scheduler is being destroyed with 1 unfinished task(s); unwinding them:\n"));
     CHECK(contains(report, "task #1 'napper': blocked, waits to sleep (deadline in "));  // the thread's first task
     CHECK(contains(report, "dump_test.cpp:"));

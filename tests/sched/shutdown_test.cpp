@@ -1,7 +1,9 @@
 // A thread that ends while its scheduler still has blocked tasks: the scheduler reports them and
 // unwinds their stacks (newest first). Each scenario runs on its own std::thread, so its end is a
-// real thread exit; an abort or a crash there would take the whole test binary down.
+// real thread exit; an abort or a crash there would take the whole test binary down. Each also
+// checks that the unwinding gave every stack back.
 #include "test_util.hpp"
+#include "thread_check.hpp"
 
 #include <gr/sched/condition_variable.hpp>
 #include <gr/sched/mutex.hpp>
@@ -11,16 +13,16 @@
 #include <doctest/doctest.h>
 
 #include <mutex>
-#include <thread>
 
 using namespace std::chrono_literals;
 
 namespace {
 
+// on_a_thread_that_ends: runs `scenario` on a thread of its own, which ends with tasks blocked,
+// and checks that the thread's exit gave back every stack it mapped.
 template <class F>
 void on_a_thread_that_ends(F scenario) {
-  std::thread t(scenario);
-  t.join();
+  CHECK(gr_test::on_thread(scenario).stacks_kept == 0);
 }
 
 }  // namespace
@@ -71,7 +73,7 @@ TEST_SUITE("sched.shutdown") {
   }
 
   TEST_CASE("stacks go back at thread exit even when the scheduler was made before the stack pool") {
-    on_a_thread_that_ends([] {
+    on_a_thread_that_ends([] {  // which checks that the stacks went back
       gr::yield();  // the scheduler exists before any stack was allocated on this thread
       gr::spawn([] {}).join();
       gr::spawn([] {

@@ -3,6 +3,8 @@
 // tasks still give their stacks back, and the switch count and trace stay right.
 #include <doctest/doctest.h>
 
+#include "thread_check.hpp"
+
 #include <gr/runtime/stack.hpp>
 #include <gr/sched/ready_policy.hpp>
 #include <gr/sched/scheduler.hpp>
@@ -14,7 +16,6 @@
 #include <memory>
 #include <utility>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace {
@@ -67,7 +68,7 @@ TEST_SUITE("sched.yield") {
   TEST_CASE("a task parked in yield unwinds from its yield call when the thread ends") {
     bool unwound = false;
     bool caught_here = false;
-    std::thread([&] {
+    const gr_test::thread_outcome r = gr_test::on_thread([&] {
       struct guard {
         bool* flag;
         ~guard() { *flag = true; }
@@ -83,9 +84,10 @@ TEST_SUITE("sched.yield") {
       }).detach();
       gr::yield();
       gr::yield();
-    }).join();
+    });
     CHECK(unwound);
     CHECK(caught_here);
+    CHECK(r.stacks_kept == 0);
   }
 
   TEST_CASE("switch counts count yields") {
@@ -164,22 +166,26 @@ TEST_SUITE("sched.yield") {
   // Each in its own thread: a policy stays set for the rest of its scheduler's life.
   TEST_CASE("a custom policy takes over the queued tasks and decides the order from then on") {
     std::string order;
-    std::thread([&] {
+    const gr_test::thread_outcome r = gr_test::on_thread([&] {
       for (char c : std::string("abc")) gr::spawn([&order, c] { order += c; }).detach();
       gr::scheduler::current().set_policy(std::make_unique<lifo>());
       gr::spawn([&order] { order += 'd'; }).detach();
       gr::scheduler::current().run();
-    }).join();
+    });
     CHECK(order == "dcba");
+    CHECK(r.leaks_at_end == "");
+    CHECK(r.stacks_kept == 0);
   }
 
   TEST_CASE("round_robin installed as a custom policy keeps the built-in order") {
     std::string order;
-    std::thread([&] {
+    const gr_test::thread_outcome r = gr_test::on_thread([&] {
       gr::scheduler::current().set_policy(std::make_unique<gr::round_robin>());
       order = abc_yield_order();
-    }).join();
+    });
     CHECK(order == "MabcMabcMabc");
+    CHECK(r.leaks_at_end == "");
+    CHECK(r.stacks_kept == 0);
   }
 
   TEST_CASE("set_policy refuses a null policy") {
