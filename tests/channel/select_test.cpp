@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -97,17 +98,28 @@ TEST_SUITE("channel.select") {
         }
       }));
     std::vector<int> counts(4, 0);
+    // pairs[4 * a + b]: how often pick b followed pick a, over the pairs of picks (0, 1), (2, 3),
+    // ...: a pick that rotated, or leaned on the one before it, would count evenly per case but
+    // not per pair. The pairs do not overlap, so the 16 counts are a plain multinomial sample.
+    std::vector<int> pairs(16, 0);
+    std::size_t previous = 0;
     for (int trial = 0; trial < 8000; ++trial) {
       gr::yield();  // the feeders refill: every case is ready again
       const std::size_t i = gr::select(gr::recv_case(chans[0]), gr::recv_case(chans[1]), gr::recv_case(chans[2]),
                                        gr::recv_case(chans[3]));
       ++counts[i];
+      if (trial % 2 == 1) ++pairs[4 * previous + i];
+      previous = i;
     }
     for (auto& c : chans) c.close();
     for (auto& t : feeders) t.join();
     INFO("counts " << counts[0] << " " << counts[1] << " " << counts[2] << " " << counts[3]);
     CHECK(chi_square(counts) < 40);
     for (int c : counts) CHECK((c > 1600 && c < 2400));
+    std::string pair_counts;
+    for (int p : pairs) pair_counts += std::to_string(p) + " ";
+    INFO("pairs " << pair_counts);
+    CHECK(chi_square(pairs) < 65);  // 15 degrees of freedom
   }
 
   TEST_CASE_TEMPLATE("select picks uniformly at random among ready send cases", C, GR_TEST_CAPACITIES) {

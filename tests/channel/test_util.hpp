@@ -74,7 +74,8 @@ inline void check_no_stale_sender(gr::channel<int>& c, int first, int n) {
 
 // chi_square: Pearson's statistic of `counts` against a uniform distribution over them.
 // With k counts it follows chi-square with k - 1 degrees of freedom: for 1 to 3 of them, 40 is
-// exceeded with probability below 1e-7, so a test that fails past 40 is not flaky.
+// exceeded with probability below 1e-7, so a test that fails past 40 is not flaky; for 15 of
+// them (16 counts), 65 is (3.4e-8).
 inline double chi_square(const std::vector<int>& counts) {
   double total = 0;
   for (int c : counts) total += c;
