@@ -73,6 +73,30 @@ TEST_SUITE("sched.wait_group") {
     CHECK(vc.elapsed() == 2s);
   }
 
+  TEST_CASE("wait_for and wait_until return true when the counter reaches zero while they wait") {
+    // The main task parks in each timed wait; the last done() comes 1 s later, well before the
+    // deadline, and ends the wait at once.
+    gr_test::use_clock<gr::virtual_clock> vc;
+    gr::wait_group wg{1, "wg"};
+    auto finisher = gr::spawn([&] {
+      gr::sleep_for(1s);
+      wg.done();
+    });
+    CHECK(wg.wait_for(5s));
+    CHECK(vc.elapsed() == 1s);
+    CHECK(wg.count() == 0);
+    finisher.join();
+
+    wg.add(1);
+    finisher = gr::spawn([&] {
+      gr::sleep_for(1s);
+      wg.done();
+    });
+    CHECK(wg.wait_until(gr_test::at(7s)));
+    CHECK(vc.elapsed() == 2s);
+    finisher.join();
+  }
+
   TEST_CASE("the counter cannot go below zero") {
     gr::wait_group wg{1};
     CHECK_THROWS_AS(wg.add(-2), gr::error);
