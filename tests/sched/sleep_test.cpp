@@ -145,24 +145,29 @@ TEST_SUITE("sched.sleep") {
     CHECK(end - start < 2s);
   }
 
-  TEST_CASE("timers fire while other tasks keep yielding") {
-    // Steady clock: a yield loop must not starve a due timer (yield checks timers now and then).
+  TEST_CASE("a due timer fires within 64 yields while another task keeps yielding") {
+    // yield() looks at the timers on every 64th call, so a task that only yields cannot starve a
+    // due timer. On a manual clock the deadline passes when the spinner moves it, and the spinner
+    // never leaves the scheduler idle: only yield() can fire the timer.
+    gr_test::use_clock<gr::manual_clock> mc;
     bool woke = false;
     auto sleeper = gr::spawn([&] {
-      gr::sleep_for(2ms);
+      gr::sleep_for(1s);
       woke = true;
     });
-    long spins = 0;
+    constexpr int bound = 10'000;  // a broken yield stops here instead of spinning for good
+    int spins = 0;
     auto spinner = gr::spawn([&] {
-      while (!woke) {
+      mc->advance(2s);  // the sleeper is parked by now: its deadline has passed
+      while (!woke && spins < bound) {
         ++spins;
         gr::yield();
       }
     });
     spinner.join();
-    sleeper.join();
-    CHECK(woke);
-    CHECK(spins > 0);
+    if (!woke) FAIL_CHECK("the sleeper did not wake in " << bound << " yields");
+    CHECK(spins <= 64);
+    sleeper.join();  // the main task parks: the scheduler fires the timer if yield never did
   }
 
   TEST_CASE("run_for runs until its budget is spent") {
