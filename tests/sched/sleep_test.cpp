@@ -141,8 +141,7 @@ TEST_SUITE("sched.sleep") {
     t.join();
     const auto end = std::chrono::steady_clock::now();
     CHECK(mid - start >= 5ms);
-    CHECK(end - start >= 20ms);
-    CHECK(end - start < 2s);
+    CHECK(end - start >= 20ms);  // no upper bound: a loaded machine may take any time
   }
 
   TEST_CASE("a due timer fires within 64 yields while another task keeps yielding") {
