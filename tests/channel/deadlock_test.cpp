@@ -97,8 +97,9 @@ TEST_SUITE("channel.deadlock") {
     anonymous.join();
   }
 
-  TEST_CASE("a blocked select appears in the report with its name and its cases") {
-    gr::channel<int> in(0, "in"), out(0, "out");
+  TEST_CASE_TEMPLATE("a blocked select appears in the report with its name and its cases", C, GR_TEST_CAPACITIES) {
+    gr::channel<int> in(C::value, "in"), out(C::value, "out");
+    fill(out, C::value);  // out is full: the send case waits
     auto selector = gr::spawn(
         [&] {
           gr::select(gr::select_options{.name = "loop"}, gr::recv_case(in), gr::send_case(out, 1));
@@ -109,6 +110,8 @@ TEST_SUITE("channel.deadlock") {
     CHECK(contains(line_with(report, "'selector':"), "select 'loop' over recv on channel 'in', send on channel 'out'"));
     selector.cancel();
     selector.join();
+    check_no_stale_receiver(in);
+    check_no_stale_sender(out, 0, static_cast<int>(C::value));
   }
 
   TEST_CASE("a select with no cases blocks forever and the report says so") {
@@ -118,13 +121,13 @@ TEST_SUITE("channel.deadlock") {
     CHECK(contains(report, "select 'forever' over no cases"));
   }
 
-  TEST_CASE("a select whose cases can never fire is a deadlock") {
-    gr::channel<int> a(0, "a"), b(1, "b");
-    fill(b, 1);
+  TEST_CASE_TEMPLATE("a select whose cases can never fire is a deadlock", C, GR_TEST_CAPACITIES) {
+    gr::channel<int> a(C::value, "a"), b(C::value, "b");
+    fill(b, C::value);
     const std::string report = deadlock_report([&] { gr::select(gr::recv_case(a), gr::send_case(b, 2)); });
     CHECK(contains(report, "select over recv on channel 'a', send on channel 'b'"));
     check_no_stale_receiver(a);
-    check_no_stale_sender(b, 0, 1);
+    check_no_stale_sender(b, 0, static_cast<int>(C::value));
   }
 
   TEST_CASE("the main task can block on channels while other tasks run") {

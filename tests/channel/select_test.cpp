@@ -177,15 +177,31 @@ TEST_SUITE("channel.select") {
     for (int c : ready) CHECK((c > 1700 && c < 2300));
   }
 
-  TEST_CASE("select picks uniformly among a ready send and a ready recv case") {
-    gr::channel<int> in(1), out(1);
+  TEST_CASE_TEMPLATE("select picks uniformly among a ready send and a ready recv case", C, GR_TEST_CAPACITIES) {
+    // A feeder keeps the recv case ready (a value buffered, or the feeder waiting to hand one
+    // over) and a drain keeps the send case ready (room in the buffer, or the drain waiting).
+    gr::channel<int> in(C::value), out(C::value);
+    auto feeder = gr::spawn([&] {
+      try {
+        for (int v = 0;; ++v) in.send(v);
+      } catch (const gr::channel_closed&) {
+      }
+    });
+    int drained = 0;
+    auto drain = gr::spawn([&] {
+      for ([[maybe_unused]] int v : out) ++drained;
+    });
     std::vector<int> counts(3, 0);  // send, recv, default
     for (int trial = 0; trial < 4000; ++trial) {
-      if (in.size() == 0) REQUIRE(in.try_send(trial) == channel_status::ok);  // recv case ready
-      if (out.size() == 1) (void)out.try_recv();                              // send case ready
+      gr::yield();  // the feeder refills `in`, the drain empties `out` and waits again
       ++counts[gr::select(gr::send_case(out, trial), gr::recv_case(in), gr::default_case())];
     }
+    in.close();
+    out.close();
+    feeder.join();
+    drain.join();
     INFO("counts " << counts[0] << " " << counts[1] << " default " << counts[2]);
+    CHECK(drained == counts[0]);
     CHECK(counts[2] == 0);
     CHECK(chi_square({counts[0], counts[1]}) < 40);
   }
@@ -235,22 +251,33 @@ TEST_SUITE("channel.select") {
     for (auto& c : chans) check_no_stale_receiver(c);
   }
 
-  TEST_CASE("a parked select registers in random order so a later counterpart completes each case equally") {
-    // Both cases wait on the same channel: the sender completes whichever registered first.
-    gr::channel<int> c;
+  TEST_CASE_TEMPLATE("a parked select registers in random order so a later counterpart completes each case equally",
+                     C, GR_TEST_CAPACITIES) {
+    // Both cases wait on the same empty channel: the sender hands its value to whichever
+    // registered first (a buffered channel with a receiver waiting buffers nothing).
+    gr::channel<int> c(C::value);
     constexpr int trials = 4000;
+    int started = 0;  // selects the main task has entered
+    int to_parked = 0;  // sends made while the select they complete was parked
     auto sender = gr::spawn([&] {
       for (int i = 0; i < trials; ++i) {
         gr::yield();  // let the main task park in its select first
+        // Select i + 1 has begun and has no value yet (each earlier one took one): it is parked.
+        to_parked += started == i + 1;
         c.send(i);
       }
     });
     std::vector<int> counts(2, 0);
-    for (int i = 0; i < trials; ++i) ++counts[gr::select(gr::recv_case(c), gr::recv_case(c))];
+    for (int i = 0; i < trials; ++i) {
+      ++started;
+      ++counts[gr::select(gr::recv_case(c), gr::recv_case(c))];
+    }
     sender.join();
     INFO("counts " << counts[0] << " " << counts[1]);
+    CHECK(to_parked == trials);
     CHECK(chi_square(counts) < 40);
     for (int n : counts) CHECK((n > 1600 && n < 2400));
+    check_no_stale_receiver(c);
   }
 
   TEST_CASE_TEMPLATE("an ordered select takes the first ready case in argument order", C, GR_TEST_CAPACITIES) {
