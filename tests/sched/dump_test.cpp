@@ -90,16 +90,20 @@ TEST_SUITE("sched.dump") {
     auto deep = gr::spawn([] { deep_then_sleep(40); }, {.name = "deep"});
     auto shallow = gr::spawn([] { gr::sleep_for(1s); }, {.name = "shallow"});
     gr::yield();
+    int found = 0;  // the loop checks only the tasks it finds: both must be there
     for (const auto& t : gr::scheduler::current().snapshot()) {
       if (t.name == "deep") {
+        ++found;
         CHECK(t.stack_used > 40 * 1024);
         CHECK(t.stack_peak >= t.stack_used);
         CHECK(t.stack_peak <= t.stack_size);
       } else if (t.name == "shallow") {
+        ++found;
         CHECK(t.stack_used > 0);
         CHECK(t.stack_used < 8 * 1024);
       }
     }
+    CHECK(found == 2);
     const std::string line = line_of(dump_text(), "deep");
     INFO(line);
     CHECK(contains(line, " KiB now, "));
