@@ -8,6 +8,7 @@
 
 #include "child_process.hpp"
 #include "test_util.hpp"
+#include "thread_check.hpp"
 
 #include <gr/greenlet/greenlet.hpp>
 #include <gr/sched/mutex.hpp>
@@ -160,7 +161,7 @@ TEST_SUITE("sched.misuse") {
   TEST_CASE("a spawn while the thread's scheduler unwinds its tasks throws gr::error naming the task") {
     std::string message;
     gr_test::capture_stderr quiet;  // the thread's shutdown lists the task it unwinds
-    std::thread([&] {
+    const gr_test::thread_outcome r = gr_test::on_thread([&] {
       struct spawns_when_unwound {
         std::string& out;
         ~spawns_when_unwound() {
@@ -179,9 +180,10 @@ TEST_SUITE("sched.misuse") {
       });
       gr::scheduler::current().run_once();
       t.detach();
-    }).join();
+    });
     CHECK(quiet.text().find("unwinding them") != std::string::npos);
     quiet.restore();
+    CHECK(r.stacks_kept == 0);  // the refused task's stack too
     CHECK(message.find("gr::spawn: the task 'too late' spawned at ") != std::string::npos);
     CHECK(message.find("misuse_test.cpp") != std::string::npos);
     CHECK(message.find("would never run: its thread's scheduler is unwinding its tasks") != std::string::npos);
