@@ -162,6 +162,12 @@ void timer_remove(sched_state& s, task_ctl* t) noexcept {
 
 // ---- reports -------------------------------------------------------------------------------------
 
+// task_label: how messages name a task: "task #3 'name'", "task #3" unnamed, "the main task".
+std::string task_label(const task_ctl& t) {
+  if (t.is_main) return "the main task";
+  return t.name.empty() ? fmt::format("task #{}", t.id) : fmt::format("task #{} '{}'", t.id, t.name);
+}
+
 std::string where_of(const task_ctl& t) {
   if (t.is_main || !t.spawned_at.file_name() || !*t.spawned_at.file_name()) return {};
   std::string_view f = t.spawned_at.file_name();
@@ -235,15 +241,14 @@ void destroy_task(task_ctl* t) noexcept {
 void reap(sched_state& s) noexcept { destroy_task(std::exchange(s.zombie, nullptr)); }
 
 // resumed_by_hand: a waiting task came back from its switch while the scheduler runs another:
-// something switched into its greenlet by hand (greenlet::switch_to, on a greenlet that
-// greenlet::current() returned inside a task, or on the root while the main task waits).
+// something switched into its greenlet by hand (greenlet::switch_to, kill, throw_in or inject,
+// on a greenlet that greenlet::current() returned inside a task, or on the root while the main
+// task waits).
 [[noreturn, gnu::cold, gnu::noinline]] void resumed_by_hand(const sched_state& s, const task_ctl& t) noexcept {
-  fatal(fmt::format("{} was resumed by a greenlet switch, not by its scheduler (whose current task is {}): the "
-                    "greenlet a task runs on, the thread's root for the main task, is the scheduler's to switch "
-                    "while the task waits",
-                    t.is_main ? std::string("the main task") : fmt::format("task #{} '{}'", t.id, t.name),
-                    s.current->is_main ? std::string("the main task")
-                                       : fmt::format("task #{} '{}'", s.current->id, s.current->name)));
+  fatal(fmt::format("{} was resumed by a greenlet switch (switch_to, kill, throw_in or inject by hand), not by "
+                    "its scheduler (whose current task is {}): the greenlet a task runs on, the thread's root for "
+                    "the main task, is the scheduler's to switch while the task waits",
+                    task_label(t), task_label(*s.current)));
 }
 
 // switch_task: from the running task `from` to `to`; returns when `from` runs again. Reports the
@@ -256,7 +261,13 @@ void switch_task(sched_state& s, task_ctl* from, task_ctl* to) {
   if constexpr (Traced) GR_DEBUG_EVENT(s, trace_event::type::switch_, from, to, nullptr, wake_reason::none, nullptr);
   ++to->switches;
   s.current = to;
-  greenlet::transfer(from->gl, to->gl, nullptr);
+  try {
+    greenlet::transfer(from->gl, to->gl, nullptr);
+  } catch (...) {
+    // Raised at the resume point: a kill(), throw_in() or failed inject() by hand does that too.
+    if (s.current != from) resumed_by_hand(s, *from);
+    throw;
+  }
   if (s.current != from) [[unlikely]]
     resumed_by_hand(s, *from);
   if (s.zombie) [[unlikely]]
@@ -309,9 +320,9 @@ void release_ref(task_ctl* t) noexcept {
 // ended_holding_mutex: a task ended owning a gr::mutex. Nothing can unlock it now (only the owner
 // may), so its waiters would wait forever, and the mutex would name a freed task as its owner.
 [[noreturn, gnu::cold, gnu::noinline]] void ended_holding_mutex(const task_ctl& t) noexcept {
-  fatal(fmt::format("task #{}{} (spawned at {}) ended {}while holding {} gr::mutex lock(s), which nothing can unlock "
-                    "now; unlock before the task ends (std::unique_lock or std::lock_guard do it on every path)",
-                    t.id, t.name.empty() ? std::string() : fmt::format(" '{}'", t.name), where_of(t),
+  fatal(fmt::format("{} (spawned at {}) ended {}while holding {} gr::mutex lock(s), which nothing can unlock now; "
+                    "unlock before the task ends (std::unique_lock or std::lock_guard do it on every path)",
+                    task_label(t), where_of(t),
                     t.exception ? fmt::format("by an exception ({}) ", exception_text(t.exception))
                     : t.ended_by_cancel ? "by cancellation "
                                         : "",
@@ -487,17 +498,11 @@ bool owned_here(const task_ctl* t) noexcept { return t->sched == tls_sched; }
 
 void foreign_task(const task_ctl* t, const char* op) noexcept {
   // What it waits on, read across threads: best effort, for the message of a process that ends.
-  const wait_reason* w = t->waiting;
-  std::string on;
-  if (w && w->verb) {
-    on = fmt::format(", which waits to {}", w->verb);
-    if (w->kind) on += fmt::format(" {}", w->kind);
-    if (w->name && !w->name->empty()) on += fmt::format(" '{}'", *w->name);
-  }
-  fatal(fmt::format("task #{}{}{} of {} was {} from a thread that {}: a task, and the channels and "
-                    "primitives its tasks use, belong to one thread's scheduler; hand values between "
-                    "threads with something thread-safe",
-                    t->id, t->name.empty() ? "" : fmt::format(" '{}'", t->name), on,
+  const std::string on = t->waiting ? describe_wait(*t->waiting) : std::string();
+  fatal(fmt::format("{}{} of {} was {} from a thread that {}: a task, and the channels and primitives its tasks "
+                    "use, belong to one thread's scheduler; hand values between threads with something "
+                    "thread-safe",
+                    task_label(*t), on.empty() ? on : ", which waits to " + on,
                     t->sched ? "another thread's scheduler" : "a scheduler that has shut down", op,
                     tls_sched ? "runs another scheduler" : "has no scheduler"));
 }
@@ -525,10 +530,10 @@ void raise_if_interrupted(wake_reason why) {
 
 // ---- tasks -----------------------------------------------------------------------------------------
 
-void frame_too_big(const stack& s, std::size_t bytes) {
-  throw error(fmt::format("gr::spawn: the task's callable ({} bytes) leaves too little of its {} KiB stack; "
+void frame_too_big(const stack& s, std::size_t bytes, const std::string& name) {
+  throw error(fmt::format("gr::spawn: the callable of task{} ({} bytes) leaves too little of its {} KiB stack; "
                           "capture less by value or ask for a bigger stack_size",
-                          bytes, s.size / 1024));
+                          name.empty() ? std::string() : fmt::format(" '{}'", name), bytes, s.size / 1024));
 }
 
 namespace {
@@ -583,7 +588,11 @@ void run_task(task_ctl& c, void (*invoke)(void*), void (*destroy_fn)(void*) noex
   } catch (const task_cancelled&) {
     c.ended_by_cancel = true;
   } catch (const greenlet_exit&) {
-    destroy_fn(fn);  // unwound by the scheduler's shutdown: the greenlet layer ends it
+    // Unwound by the scheduler's shutdown: the greenlet layer ends it. Anything else killed the
+    // task's greenlet by hand (kill(), reset()) while it waited in a yield, and the task would
+    // never finish.
+    if (!s.shutting_down) resumed_by_hand(s, c);
+    destroy_fn(fn);
     throw;
   } catch (...) {
     c.exception = std::current_exception();
@@ -626,11 +635,11 @@ namespace {
 }
 [[noreturn, gnu::cold, gnu::noinline]] void throw_join_misuse(const task_ctl* c) {
   if (!c->sched)  // its thread ended: shutdown() unwound it, and a handle outlived the thread
-    throw error(fmt::format("gr::task::join: task #{} belongs to a scheduler that has shut down (its thread ended)",
-                            c->id));
+    throw error(fmt::format("gr::task::join: {} belongs to a scheduler that has shut down (its thread ended)",
+                            task_label(*c)));
   if (c->sched != tls_sched)
-    throw error(fmt::format("gr::task::join: task #{} belongs to another thread's scheduler", c->id));
-  throw error(fmt::format("gr::task::join: task #{} '{}' cannot join itself", c->id, c->name));
+    throw error(fmt::format("gr::task::join: {} belongs to another thread's scheduler", task_label(*c)));
+  throw error(fmt::format("gr::task::join: {} cannot join itself", task_label(*c)));
 }
 [[noreturn, gnu::cold, gnu::noinline]] void throw_join_raced(std::uint64_t id) {
   throw error(fmt::format("gr::task::join: task #{} was joined or detached through the same handle by another "

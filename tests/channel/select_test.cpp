@@ -378,10 +378,15 @@ TEST_SUITE("channel.select") {
     check_no_stale_receiver(a);
   }
 
-  TEST_CASE("more than one default or timeout case is an error") {
+  TEST_CASE("more than one default or timeout case is an error naming the select") {
     gr::channel<int> a;
-    CHECK_THROWS_AS(gr::select(gr::recv_case(a), gr::default_case(), gr::default_case()), gr::error);
-    CHECK_THROWS_AS(gr::select(gr::recv_case(a), gr::timeout_case(1ms), gr::timeout_case(2ms)), gr::error);
+    CHECK_THROWS_WITH_AS(gr::select(gr::recv_case(a), gr::default_case(), gr::default_case()),
+                         "gr::select: 2 default_cases; a select takes at most one", gr::error);
+    CHECK_THROWS_WITH_AS(gr::select(gr::recv_case(a), gr::timeout_case(1ms), gr::timeout_case(2ms)),
+                         "gr::select: 2 timeout_case / deadline_case cases; a select takes at most one", gr::error);
+    const gr::select_options named{.name = "poller"};
+    CHECK_THROWS_WITH_AS(gr::select(named, gr::recv_case(a), gr::default_case(), gr::default_case(), gr::default_case()),
+                         "gr::select 'poller': 3 default_cases; a select takes at most one", gr::error);
     check_no_stale_receiver(a);
   }
 

@@ -127,7 +127,35 @@ TEST_SUITE("sched.misuse") {
     });
     CHECK(r.killed_by(SIGABRT));
     CHECK(r.says("task #"));
-    CHECK(r.says("'parked' was resumed by a greenlet switch, not by its scheduler (whose current task is the main task)"));
+    CHECK(r.says("'parked' was resumed by a greenlet switch (switch_to, kill, throw_in or inject by hand), not by its "
+                 "scheduler (whose current task is the main task)"));
+  }
+
+  TEST_CASE("killing or throwing into a waiting task's greenlet by hand ends the process, naming the task") {
+    enum class how { kill_parked, throw_in_parked, kill_yielding };
+    for (how h : {how::kill_parked, how::throw_in_parked, how::kill_yielding}) {
+      CAPTURE(static_cast<int>(h));
+      const auto r = run_in_child([h] {
+        gr::semaphore never(0);
+        gr::greenlet* g = nullptr;
+        gr::task victim = gr::spawn(
+            [&] {
+              g = gr::greenlet::current();
+              if (h == how::kill_yielding)
+                for (;;) gr::yield();
+              never.acquire();
+            },
+            {.name = "victim"});
+        gr::task other = gr::spawn([] { gr::yield(); });
+        gr::scheduler::current().run_once();
+        if (h == how::throw_in_parked)
+          g->throw_in(std::make_exception_ptr(std::runtime_error("by hand")));
+        else
+          g->kill();
+      });
+      CHECK(r.killed_by(SIGABRT));
+      CHECK(r.says("'victim' was resumed by a greenlet switch"));
+    }
   }
 
   TEST_CASE("run_once, run_for and run from a greenlet the main task switched to throw gr::error") {

@@ -348,7 +348,8 @@ TEST_SUITE("sched.task") {
   TEST_CASE("a callable too big for the stack is refused") {
     std::array<char, 6000> big{};
     big[0] = 1;
-    CHECK_THROWS_AS(gr::spawn([big] { (void)big; }, {.name = "big", .stack_size = 8 * 1024}), gr::error);
+    CHECK_THROWS_WITH_AS(gr::spawn([big] { (void)big; }, {.name = "big", .stack_size = 8 * 1024}),
+                         doctest::Contains("gr::spawn: the callable of task 'big' ("), gr::error);
     CHECK(gr::scheduler::current().task_count() == 0);
   }
 

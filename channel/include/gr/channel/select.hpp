@@ -82,8 +82,9 @@ std::size_t select_park(const case_ref* cases, std::size_t n, std::uint32_t* ord
 // random_below: uniform in [0, bound) (bound > 0), from a fast per-thread generator.
 std::uint32_t random_below(std::uint32_t bound) noexcept;
 
-// throw_select_misuse: gr::error for more than one default, or more than one timeout, case.
-[[noreturn]] void throw_select_misuse(std::uint32_t defaults, std::uint32_t timeouts);
+// throw_select_misuse: gr::error for more than one default, or more than one timeout, case,
+// naming the select if it has a name.
+[[noreturn]] void throw_select_misuse(std::uint32_t defaults, std::uint32_t timeouts, const select_options* opts);
 
 template <class F, class... Args>
 void call_handler(F& f, Args&&... args) {

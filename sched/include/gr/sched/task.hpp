@@ -131,9 +131,10 @@ void run_task(task_ctl& c, void (*invoke)(void*), void (*destroy_fn)(void*) noex
 // frame_slot: where a frame of `bytes` with `align` goes on `s`: s.colour_offset() below the top
 // (see gr::stack::colour), or at the very top when the colour would leave too little below it or
 // the frame is aligned past a cache line. The bytes below the frame are the usable stack. Throws
-// gr::error if too little would be left even so. Inline: it runs on every spawn.
-[[noreturn]] void frame_too_big(const stack& s, std::size_t bytes);
-inline void* frame_slot(const stack& s, std::size_t bytes, std::size_t align) {
+// gr::error, naming the task (`name`, may be empty), if too little would be left even so. Inline:
+// it runs on every spawn.
+[[noreturn]] void frame_too_big(const stack& s, std::size_t bytes, const std::string& name);
+inline void* frame_slot(const stack& s, std::size_t bytes, std::size_t align, const std::string& name) {
   const auto base = reinterpret_cast<std::uintptr_t>(s.base);
   const auto mask = ~(std::uintptr_t{align < 16 ? 16 : align} - 1);
   // A frame aligned past a cache line would round its colour away, at up to a page of stack.
@@ -141,7 +142,7 @@ inline void* frame_slot(const stack& s, std::size_t bytes, std::size_t align) {
   auto slot = (base + s.size - colour - bytes) & mask;
   if (slot < base || slot - base < min_stack_size / 2) [[unlikely]] {
     slot = (base + s.size - bytes) & mask;  // a stack too small to spare its colour
-    if (slot < base || slot - base < min_stack_size / 2) frame_too_big(s, bytes);
+    if (slot < base || slot - base < min_stack_size / 2) frame_too_big(s, bytes, name);
   }
   return reinterpret_cast<void*>(slot);
 }
@@ -173,7 +174,7 @@ task spawn(F&& fn, task_options opts, std::source_location where) {
   stack mem = allocate_stack(opts.stack_size);
   frame* f;
   try {
-    void* slot = detail::frame_slot(mem, sizeof(frame), alignof(frame));
+    void* slot = detail::frame_slot(mem, sizeof(frame), alignof(frame), opts.name);
     const auto usable = static_cast<std::size_t>(static_cast<char*>(slot) - static_cast<char*>(mem.base));
     f = ::new (slot) frame(mem, usable, std::forward<F>(fn));
   } catch (...) {

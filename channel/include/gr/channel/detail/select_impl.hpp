@@ -115,7 +115,7 @@ std::size_t select_impl(const select_options* opts, std::index_sequence<I...>, C
   constexpr std::size_t defaults = count_of_kind<Cases...>(case_kind::default_);
   constexpr std::size_t timeouts = count_of_kind<Cases...>(case_kind::timeout);
   task_ctl* const self = enter_blocking_call();
-  if constexpr (defaults > 1 || timeouts > 1) throw_select_misuse(defaults, timeouts);
+  if constexpr (defaults > 1 || timeouts > 1) throw_select_misuse(defaults, timeouts, opts);
   (bind_case(cases), ...);
 
   if constexpr (channels > 0) {
