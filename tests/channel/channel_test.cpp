@@ -419,7 +419,7 @@ TEST_SUITE("channel.basic") {
   }
 
   // With a hook set, the inline wake and the park report to it (wake_slow, park_traced).
-  TEST_CASE("a trace hook sees a channel hand-over's block, wake and switches, in order") {
+  TEST_CASE("a trace hook sees a channel hand-over's block then wake then switches in order") {
     static std::vector<std::string> seen;
     seen.clear();
     gr::trace_hook hook = [](const gr::trace_event& e, void*) {

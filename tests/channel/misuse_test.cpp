@@ -28,7 +28,7 @@ TEST_SUITE("channel.misuse") {
                          doctest::Contains("as a signed number, -64"), gr::error);
   }
 
-  TEST_CASE("a channel used from another thread ends the process, naming the waiting task and the channel") {
+  TEST_CASE("a channel used from another thread ends the process naming the waiting task and the channel") {
     SUBCASE("try_send from a thread with no scheduler") {
       const auto r = run_in_child([] {
         gr::channel<int> jobs(0, "jobs");
@@ -57,7 +57,7 @@ TEST_SUITE("channel.misuse") {
     }
   }
 
-  TEST_CASE_TEMPLATE("recv_for, send_for and a timeout_case of hours::max() wait for their event", C, GR_TEST_CAPACITIES) {
+  TEST_CASE_TEMPLATE("recv_for and send_for and a timeout_case of hours::max() wait for their event", C, GR_TEST_CAPACITIES) {
     gr_test::use_clock<gr::virtual_clock> vc;
     constexpr auto forever = std::chrono::hours::max();
     gr::channel<int> c(C::value);

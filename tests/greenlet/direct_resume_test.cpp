@@ -67,7 +67,7 @@ TEST_SUITE("greenlet.direct_resume") {
     CHECK(count == 100000);
   }
 
-  TEST_CASE("an injection into a parked greenlet runs first; what it throws comes out of the park call") {
+  TEST_CASE("an injection into a parked greenlet runs first and what it throws comes out of the park call") {
     gr::greenlet* root = gr::greenlet::current();
     std::string seen;
     gr::greenlet g([&](void*) -> void* {
@@ -180,7 +180,7 @@ TEST_SUITE("greenlet.direct_resume") {
     CHECK(trail == "0a 1b 2a 3b 4a 5b 6a 7b 8a 9b ");
   }
 
-  TEST_CASE("a greenlet in switch_to resumed by yield_transfer gets null, and the other way round") {
+  TEST_CASE("a greenlet in switch_to resumed by yield_transfer gets null and the other way round") {
     gr::greenlet* root = gr::greenlet::current();
     std::string seen;
     gr::greenlet* g_ptr = nullptr;
@@ -207,7 +207,7 @@ TEST_SUITE("greenlet.direct_resume") {
     CHECK_FALSE(g.dead());
   }
 
-  TEST_CASE("switch_to returns the value it is resumed with, after an injection too") {
+  TEST_CASE("switch_to returns the value it is resumed with after an injection too") {
     gr::greenlet* root = gr::greenlet::current();
     std::string seen;
     gr::greenlet g([&](void* v) -> void* {

@@ -41,7 +41,7 @@ std::string abc_yield_order() {
 }  // namespace
 
 TEST_SUITE("sched.yield") {
-  TEST_CASE("yield runs every other ready task once, in order, before the yielder again") {
+  TEST_CASE("yield runs every other ready task once and in order before the yielder again") {
     CHECK(abc_yield_order() == "MabcMabcMabc");
   }
 

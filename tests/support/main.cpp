@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -60,7 +61,21 @@ struct leak_listener : doctest::IReporter {
 
 DOCTEST_REGISTER_LISTENER("gr_leaks", 1, leak_listener);
 
+// bad_test_names: names with a character that breaks ctest registration or doctest's filters
+// (STYLE.md). ctest runs each test by name, so a test whose name is split or read as a pattern
+// can pass without running: every run of the binary refuses them instead.
+std::vector<std::string> bad_test_names() {
+  std::vector<std::string> bad;
+  for (const auto& t : doctest::detail::getRegisteredTests())
+    if (std::string_view(t.m_name).find_first_of(",;*?[]") != std::string_view::npos) bad.emplace_back(t.m_name);
+  return bad;
+}
+
 int main(int argc, char** argv) {
+  if (const auto bad = bad_test_names(); !bad.empty()) {
+    for (const auto& n : bad) std::fprintf(stderr, "test name with one of , ; * ? [ ]: \"%s\"\n", n.c_str());
+    return 1;
+  }
   doctest::Context context;
   context.applyCommandLine(argc, argv);
   int rc = context.run();
