@@ -20,7 +20,7 @@ using namespace std::chrono_literals;
 using gr_test::at;
 
 TEST_SUITE("sched.deadline") {
-  TEST_CASE("deadline_after adds a duration, rounds it up to the clock's ticks, and saturates") {
+  TEST_CASE("deadline_after adds a duration rounded up to the clock's ticks and saturates") {
     using gr::detail::deadline_after;
     const gr::time_point now = at(10s);
     const gr::time_point max = gr::time_point::max();
@@ -39,9 +39,22 @@ TEST_SUITE("sched.deadline") {
     CHECK(deadline_after(at(-1h), std::chrono::hours::max()) == max);
     CHECK(deadline_after(max - 1s, 2s) == max);
     CHECK(deadline_after(max, 1ns) == max);
+    // Units that are no whole number of ticks: 1/60 s (a frame) and 1/3 ns. Converting them
+    // multiplies before it divides; a century of either must not overflow that.
+    using frames = std::chrono::duration<long long, std::ratio<1, 60>>;
+    using thirds = std::chrono::duration<long long, std::ratio<1, 3'000'000'000>>;
+    CHECK(deadline_after(now, frames(3)) == at(10050ms));
+    CHECK(deadline_after(now, thirds(4)) == now + 2ns);  // 1.33 ns, rounded up
+    const auto century = std::chrono::duration_cast<frames>(std::chrono::hours(24 * 365 * 120));
+    const gr::time_point far = deadline_after(now, century);
+    CHECK((far == max || far - now == std::chrono::duration_cast<gr::duration>(century)));
+    CHECK(deadline_after(now, frames::max()) == max);
+    CHECK(deadline_after(now, thirds::max()) == max);
+    CHECK(deadline_after(now, std::chrono::duration<int, std::milli>(1500)) == at(11500ms));
+    CHECK(deadline_after(now, std::chrono::duration<float>(0.25f)) == at(10250ms));
   }
 
-  TEST_CASE("a *_for wait of hours::max() waits for its event, not a timeout") {
+  TEST_CASE("a timed wait of hours::max() waits for its event and never times out") {
     gr_test::use_clock<gr::virtual_clock> vc;
     constexpr auto forever = std::chrono::hours::max();
     gr::mutex m;
@@ -80,7 +93,7 @@ TEST_SUITE("sched.deadline") {
     CHECK(vc.elapsed() == std::chrono::ceil<gr::duration>(std::chrono::nanoseconds::max() / 4));
   }
 
-  TEST_CASE("a sleep of hours::max() arms no timer: a wait on it is a deadlock, not a hang") {
+  TEST_CASE("a sleep of hours::max() arms no timer so a wait on it is a deadlock and not a hang") {
     gr_test::use_clock<gr::virtual_clock> vc;
     gr::task sleeper = gr::spawn([] { gr::sleep_for(std::chrono::hours::max()); });
     CHECK_THROWS_WITH_AS(sleeper.join(), doctest::Contains("sleep"), gr::deadlock_error);
@@ -89,7 +102,7 @@ TEST_SUITE("sched.deadline") {
     CHECK_NOTHROW(sleeper.join());
   }
 
-  TEST_CASE("a negative or zero *_for duration is due at once") {
+  TEST_CASE("a timed wait of a negative or zero duration is due at once") {
     gr_test::use_clock<gr::virtual_clock> vc;
     gr::semaphore sem(0);
     gr::task t = gr::spawn([] { gr::sleep_for(1s); });
@@ -101,7 +114,7 @@ TEST_SUITE("sched.deadline") {
     t.join();
   }
 
-  TEST_CASE("run_for(duration::max()) runs until nothing is runnable; a spent budget runs one frame") {
+  TEST_CASE("run_for(duration::max()) runs until nothing is runnable and a spent budget runs one frame") {
     gr_test::use_clock<gr::virtual_clock> vc;
     auto& sched = gr::scheduler::current();
     int steps = 0;
@@ -125,9 +138,9 @@ TEST_SUITE("sched.deadline") {
 }
 
 TEST_SUITE("sched.clock") {
-  TEST_CASE("changing the clock while a task waits with a deadline throws, naming the task") {
+  TEST_CASE("changing the clock while a task waits with a deadline throws gr::error naming the task") {
     auto& sched = gr::scheduler::current();
-    gr::manual_clock frame;
+    static gr::manual_clock frame;  // static: a failed check must not leave a dangling clock installed
     gr::task napper = gr::spawn([] { gr::sleep_for(1h); }, {.name = "napper"});
     CHECK(sched.run_once());  // it sleeps now, on the steady clock
     CHECK_THROWS_WITH_AS(sched.set_clock(frame), doctest::Contains("task #"), gr::error);

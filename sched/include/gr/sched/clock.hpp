@@ -21,6 +21,7 @@
 #pragma once
 
 #include <chrono>
+#include <ratio>
 
 namespace gr {
 
@@ -34,13 +35,16 @@ namespace detail {
 // deadline), and one that is zero or negative gives `now` (due at once). The comparison is in
 // floating point, where neither unit's range can overflow, and a deadline more than half the
 // clock's remaining range away (over a century on steady_clock) counts as none, so rounding near
-// the limit cannot overflow the final conversion either.
+// the limit cannot overflow the final conversion either. A unit that is no whole number of
+// clock ticks (1/60 s, 1/3 ns) converts by multiplying by up to `den` before dividing, so its
+// limit is `den` times nearer.
 template <class Rep, class Period>
 time_point deadline_after(time_point now, std::chrono::duration<Rep, Period> d) noexcept {
   using seconds = std::chrono::duration<double>;
+  constexpr auto den = static_cast<double>(std::ratio_divide<Period, duration::period>::den);
   if (!(d > decltype(d)::zero())) return now;  // NaN too
   const duration left = now.time_since_epoch() < duration::zero() ? duration::max() : time_point::max() - now;
-  if (!(seconds(d) < seconds(left) / 2)) return time_point::max();
+  if (!(seconds(d) < seconds(left) / (2 * den))) return time_point::max();
   return now + std::chrono::ceil<duration>(d);
 }
 }  // namespace detail
