@@ -494,7 +494,6 @@ wake_reason park_until(const wait_reason& why, time_point deadline) {
   return r;
 }
 
-bool owned_here(const task_ctl* t) noexcept { return t->sched == tls_sched; }
 
 void foreign_task(const task_ctl* t, const char* op) noexcept {
   // What it waits on, read across threads: best effort, for the message of a process that ends.
@@ -602,6 +601,10 @@ void run_task(task_ctl& c, void (*invoke)(void*), void (*destroy_fn)(void*) noex
   // the killer; shutdown() does the bookkeeping.
   if (s.shutting_down) [[unlikely]]
     return;
+  // Resumed by hand while it waited in a yield (a direct resume runs no check) and ended there,
+  // by a throw_in for instance: the scheduler still runs another task.
+  if (s.current != &c) [[unlikely]]
+    resumed_by_hand(s, c);
   finish_task(s, c);
 }
 
@@ -730,14 +733,16 @@ bool task::join_until(time_point deadline) {
 }
 
 void task::cancel() noexcept {
-  if (!ctl_ || ctl_->state == detail::task_state::done) return;
-  if (ctl_->sched != detail::tls_sched) [[unlikely]]
+  if (!ctl_) return;
+  // Before reading its state: from another thread that read is already a race. (A task whose
+  // scheduler shut down is done, and has no scheduler to compare.)
+  if (ctl_->sched && ctl_->sched != detail::tls_sched) [[unlikely]]
     detail::foreign_task(ctl_, "cancelled");
+  if (ctl_->state == detail::task_state::done) return;
   ctl_->cancel_requested = true;
   GR_DEBUG_EVENT(*ctl_->sched, trace_event::type::cancel, ctl_, ctl_->sched->current, nullptr,
                  detail::wake_reason::cancelled, nullptr);
-  // wake_slow: the task's own scheduler (t->sched), where the inline wake() takes the calling
-  // thread's. Rare, so no inline path to keep.
+  // wake_slow: rare, so no inline path to keep.
   detail::wake_slow(ctl_, detail::wake_reason::cancelled);
 }
 

@@ -89,7 +89,15 @@ bool mutex::lock_until(time_point deadline, bool interruptible) {
   detail::wait_node me{self};
   waiters_.push_back(me);
   while (!me.signaled) {
-    const detail::wake_reason r = detail::park_uninterruptible(why);
+    detail::wake_reason r;
+    try {
+      r = detail::park_uninterruptible(why);
+    } catch (...) {
+      // Unwound while parked (the thread's shutdown kills the task): a lock already handed over
+      // goes back, or it would stay owned by a task that no longer exists. `me` unlinks itself.
+      if (me.signaled) unlock();
+      throw;
+    }
     if (r == detail::wake_reason::deadlock) {
       waiters_.remove(me);
       detail::raise_if_interrupted(r);

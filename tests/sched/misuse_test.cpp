@@ -28,7 +28,7 @@
 using gr_test::run_in_child;
 
 TEST_SUITE("sched.misuse") {
-  TEST_CASE("waking a task from another thread ends the process, naming the task and what it waits on") {
+  TEST_CASE("waking a task from another thread ends the process naming the task and what it waits on") {
     SUBCASE("from a thread with no scheduler") {
       const auto r = run_in_child([] {
         gr::wait_group group(1, "group");
@@ -58,7 +58,7 @@ TEST_SUITE("sched.misuse") {
     }
   }
 
-  TEST_CASE("cancelling a task from another thread ends the process, naming the task") {
+  TEST_CASE("cancelling a task from another thread ends the process naming the task") {
     const auto r = run_in_child([] {
       gr::task sleeper = gr::spawn([] { gr::sleep_for(std::chrono::hours(1)); }, {.name = "sleeper"});
       gr::scheduler::current().run_once();
@@ -69,7 +69,7 @@ TEST_SUITE("sched.misuse") {
     CHECK(r.says("was cancelled from a thread that has no scheduler"));
   }
 
-  TEST_CASE("a task that ends holding a mutex ends the process, naming the task and how it ended") {
+  TEST_CASE("a task that ends holding a mutex ends the process naming the task and how it ended") {
     SUBCASE("by returning") {
       const auto r = run_in_child([] {
         gr::mutex m("m");
@@ -112,7 +112,7 @@ TEST_SUITE("sched.misuse") {
     }
   }
 
-  TEST_CASE("switching by hand into a waiting task's greenlet ends the process, naming the task") {
+  TEST_CASE("switching by hand into a waiting task's greenlet ends the process naming the task") {
     const auto r = run_in_child([] {
       gr::semaphore never(0);
       gr::greenlet* g = nullptr;
@@ -131,9 +131,9 @@ TEST_SUITE("sched.misuse") {
                  "scheduler (whose current task is the main task)"));
   }
 
-  TEST_CASE("killing or throwing into a waiting task's greenlet by hand ends the process, naming the task") {
-    enum class how { kill_parked, throw_in_parked, kill_yielding };
-    for (how h : {how::kill_parked, how::throw_in_parked, how::kill_yielding}) {
+  TEST_CASE("killing or throwing into a waiting task's greenlet by hand ends the process naming the task") {
+    enum class how { kill_parked, throw_in_parked, kill_yielding, throw_in_yielding };
+    for (how h : {how::kill_parked, how::throw_in_parked, how::kill_yielding, how::throw_in_yielding}) {
       CAPTURE(static_cast<int>(h));
       const auto r = run_in_child([h] {
         gr::semaphore never(0);
@@ -141,14 +141,14 @@ TEST_SUITE("sched.misuse") {
         gr::task victim = gr::spawn(
             [&] {
               g = gr::greenlet::current();
-              if (h == how::kill_yielding)
+              if (h == how::kill_yielding || h == how::throw_in_yielding)
                 for (;;) gr::yield();
               never.acquire();
             },
             {.name = "victim"});
         gr::task other = gr::spawn([] { gr::yield(); });
         gr::scheduler::current().run_once();
-        if (h == how::throw_in_parked)
+        if (h == how::throw_in_parked || h == how::throw_in_yielding)
           g->throw_in(std::make_exception_ptr(std::runtime_error("by hand")));
         else
           g->kill();
@@ -158,7 +158,7 @@ TEST_SUITE("sched.misuse") {
     }
   }
 
-  TEST_CASE("run_once, run_for and run from a greenlet the main task switched to throw gr::error") {
+  TEST_CASE("run_once and run_for and run from a greenlet the main task switched to throw gr::error") {
     auto& sched = gr::scheduler::current();
     int ran = 0;
     gr::task t = gr::spawn([&] { ++ran; });
@@ -217,7 +217,7 @@ TEST_SUITE("sched.misuse") {
     CHECK(message.find("would never run: its thread's scheduler is unwinding its tasks") != std::string::npos);
   }
 
-  TEST_CASE("semaphore and wait_group counts refuse to overflow, changing nothing") {
+  TEST_CASE("semaphore and wait_group counts refuse to overflow and change nothing") {
     constexpr auto max = std::numeric_limits<std::ptrdiff_t>::max();
     gr::semaphore permits(5, "permits");
     CHECK(gr::semaphore::max() == max);

@@ -69,7 +69,10 @@ struct recv_result {
 template <class T>
 class channel : public detail::chan_core {
 public:
-  // channel: `capacity` values can wait in the buffer (0: every send waits for a receiver).
+  // channel: `capacity` values can wait in the buffer (0: every send waits for a receiver). A
+  // capacity no buffer of T can hold (often a negative count converted) throws gr::error naming
+  // the channel. A channel belongs to one thread's tasks: one that wakes another thread's task
+  // aborts, naming the task and the channel.
   explicit channel(std::size_t capacity = 0, std::string name = {});
   // ~channel: destroys buffered values. Destroying a channel that tasks are blocked on is a bug:
   // it aborts naming the channel.

@@ -26,6 +26,7 @@ public:
   mutex(const mutex&) = delete;
   mutex& operator=(const mutex&) = delete;
   // ~mutex: destroying a mutex that is locked or waited on is a bug; it aborts naming the mutex.
+  // A task that ends holding one aborts too, naming the task (only the owner may unlock it).
   ~mutex();
 
   // lock: takes the lock, parking the task until it is handed over. Throws gr::error if the task

@@ -76,6 +76,7 @@ public:
   // cancel: asks the task to stop. It raises gr::task_cancelled inside the task at its current
   // blocking call, or its next one; a task that has not started yet never runs its function.
   // Sticky: every later blocking call of the task raises it too. No-op once the task is done.
+  // Call it on the task's own thread: from another one it aborts, naming the task.
   void cancel() noexcept;
 
   bool joinable() const noexcept { return ctl_ != nullptr; }
@@ -94,7 +95,9 @@ private:
 
 // spawn: starts `fn()` (any callable taking no argument; its result is discarded) as a new task
 // of this thread's scheduler, queued at the tail. The callable is moved into the task's stack,
-// and destroyed when the task finishes. Throws std::system_error if no stack can be had.
+// and destroyed when the task finishes. Throws std::system_error if no stack can be had, and
+// gr::error, naming the task, while the thread's scheduler unwinds its tasks at thread exit (the
+// task could never run). A task must not end holding a gr::mutex: that aborts, naming it.
 template <class F>
 task spawn(F&& fn, task_options opts = {}, std::source_location where = std::source_location::current());
 

@@ -66,7 +66,6 @@ wake_reason park_until(const wait_reason& why, time_point deadline);
 // already touched the primitive from two threads: foreign_task() aborts with a message naming
 // the task and what it waits on, rather than queue it on the wrong thread's scheduler.
 void wake_slow(task_ctl* t, wake_reason why) noexcept;
-bool owned_here(const task_ctl* t) noexcept;  // t belongs to this thread's scheduler
 [[noreturn]] void foreign_task(const task_ctl* t, const char* op) noexcept;
 inline void wake(task_ctl* t, wake_reason why = wake_reason::signaled) noexcept {
   if (t->state != task_state::blocked) return;
