@@ -39,6 +39,25 @@ TEST_SUITE("sched.shutdown") {
     CHECK_FALSE(m.locked());  // the holder's unwinding handed it to the waiter, whose unwinding let go
   }
 
+  TEST_CASE("a lock handed to a condition_variable waiter re-locking at thread exit is released") {
+    // Heap and leaked on failure: a mutex destroyed while locked aborts the whole test binary.
+    auto* m = new gr::mutex("shared");
+    on_a_thread_that_ends([&] {
+      gr::condition_variable cv;
+      gr::spawn([&] {
+        std::unique_lock lk(*m);
+        cv.wait(lk);  // notified, it re-locks: the uninterruptible path
+      }, {.name = "waiter"}).detach();
+      gr::yield();      // the waiter waits on cv, the mutex free
+      m->lock();
+      cv.notify_one();
+      gr::yield();      // the waiter now waits to re-lock
+      m->unlock();      // handed to the waiter, which the thread's exit unwinds before it runs
+    });
+    CHECK_FALSE(m->locked());
+    if (!m->locked()) delete m;
+  }
+
   TEST_CASE("a task waiting on a condition_variable at thread exit unwinds without terminate") {
     bool unwound = false;
     on_a_thread_that_ends([&] {
