@@ -315,8 +315,6 @@ void release_ref(task_ctl* t) noexcept {
   if (--t->refs == 0) destroy_task(t);
 }
 
-// finish_task: the task's function is over. Wakes its joiners, picks the next task and makes it
-// the greenlet's parent, so the greenlet's death switches straight to it.
 // ended_holding_mutex: a task ended owning a gr::mutex. Nothing can unlock it now (only the owner
 // may), so its waiters would wait forever, and the mutex would name a freed task as its owner.
 [[noreturn, gnu::cold, gnu::noinline]] void ended_holding_mutex(const task_ctl& t) noexcept {
@@ -329,6 +327,8 @@ void release_ref(task_ctl* t) noexcept {
                     t.mutexes_held));
 }
 
+// finish_task: the task's function is over. Wakes its joiners, picks the next task and makes it
+// the greenlet's parent, so the greenlet's death switches straight to it.
 void finish_task(sched_state& s, task_ctl& t) {
   if (s.zombie) [[unlikely]]
     reap(s);  // the one before: its successor resumed straight into its caller
@@ -493,7 +493,6 @@ wake_reason park_until(const wait_reason& why, time_point deadline) {
   if (self->timer_index != task_ctl::npos) timer_remove(s, self);
   return r;
 }
-
 
 void foreign_task(const task_ctl* t, const char* op) noexcept {
   // What it waits on, read across threads: best effort, for the message of a process that ends.
