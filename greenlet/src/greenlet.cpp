@@ -287,9 +287,15 @@ struct greenlet_access {
     if (!ts || !ts->current) return false;
     const greenlet* g = ts->current;
     out.stk = &g->stack_;
-    out.label = g->name_.c_str();
-    out.owner = g;
+    g->describe_running(out);
     return true;
+  }
+  // broken_canary: leave()'s diagnosis, out of line (leave is inlined into every switch).
+  [[noreturn, gnu::cold, gnu::noinline]] static void broken_canary(const greenlet* g) noexcept {
+    detail::running_stack rs;
+    rs.stk = &g->stack_;
+    g->describe_running(rs);
+    detail::canary_failure(rs);
   }
 
   // leave: what every switch does on `from`'s side before the jump: checks its stack's canary,
@@ -298,7 +304,7 @@ struct greenlet_access {
     detail::greenlet_thread* ts = from->thread_;
     // A guarded stack (the usual kind) has no canary: the flag spares reading stack_.
     if (from->checks_canary_ && !detail::canary_word_intact(from->stack_)) [[unlikely]]
-      detail::canary_failure(from->stack_, from->name_.c_str(), from);
+      broken_canary(from);
     // Whole 16-byte copies (two vector moves each way): the Itanium ABI's __cxa_eh_globals on
     // LP64 is a pointer and an unsigned int, padded to 16 bytes, like eh_state.
     detail::eh_state* eh = ts->eh;
@@ -515,6 +521,11 @@ greenlet::~greenlet() {
 }
 
 // ---- queries ------------------------------------------------------------------------------------
+
+void greenlet::describe_running(detail::running_stack& out) const noexcept {
+  out.label = name_.c_str();
+  out.owner = this;
+}
 
 greenlet* greenlet::root() { return &this_thread().root; }
 greenlet* greenlet::current_slow() { return this_thread().current; }

@@ -55,16 +55,35 @@ struct sig_buf {
   }
 };
 
-void describe_overflow(sig_buf& b, const stack& s, const char* label, const void* owner, const char* how) noexcept {
-  b.put("gr: stack overflow in greenlet ");
-  if (label && *label) {
-    b.put(label);
+// describe_overflow: "gr: stack overflow in greenlet <name or address> (stack <N> KiB)<how>", or
+// for a task "gr: stack overflow in task #<id> '<name>' (stack <N> KiB, spawned at <file>:<line>)<how>".
+void describe_overflow(sig_buf& b, const running_stack& rs, const char* how) noexcept {
+  b.put("gr: stack overflow in ");
+  if (rs.task) {
+    b.put("task #");
+    b.put_dec(rs.id);
+    if (rs.label && *rs.label) {
+      b.put(" '");
+      b.put(rs.label);
+      b.put("'");
+    }
+  } else if (rs.label && *rs.label) {
+    b.put("greenlet ");
+    b.put(rs.label);
   } else {
-    b.put_hex(owner);
+    b.put("greenlet ");
+    b.put_hex(rs.owner);
   }
   b.put(" (stack ");
-  b.put_dec(s.size / 1024);
-  b.put(" KiB)");
+  b.put_dec(rs.stk->size / 1024);
+  b.put(" KiB");
+  if (rs.file && *rs.file) {
+    b.put(", spawned at ");
+    b.put(rs.file);
+    b.put(":");
+    b.put_dec(rs.line);
+  }
+  b.put(")");
   b.put(how);
   b.put("\n");
 }
@@ -79,7 +98,7 @@ void on_segv(int sig, siginfo_t* info, void* uctx) {
     const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
     if (addr < base && addr >= base - page) {
       sig_buf b;
-      describe_overflow(b, *rs.stk, rs.label, rs.owner, ": hit the guard page");
+      describe_overflow(b, rs, ": hit the guard page");
       b.flush(STDERR_FILENO);
       // Die as a segfault would: the default action, taken when the access faults again.
       struct sigaction dfl {};
@@ -145,9 +164,9 @@ void install_overflow_handler(running_stack_query query) {
   });
 }
 
-void canary_failure(const stack& s, const char* label, const void* owner) noexcept {
+void canary_failure(const running_stack& rs) noexcept {
   sig_buf b;
-  describe_overflow(b, s, label, owner, ": its canary at the low end of the stack was overwritten");
+  describe_overflow(b, rs, ": its canary at the low end of the stack was overwritten");
   b.flush(STDERR_FILENO);
   std::abort();
 }

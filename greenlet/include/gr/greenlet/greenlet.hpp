@@ -197,7 +197,11 @@ protected:
 
   // run: the greenlet's body. The default calls the function given to the constructor.
   virtual void* run(void* arg);
-
+  // describe_running: what a stack-overflow or broken-canary message says runs on this greenlet's
+  // stack (out.stk is set already). The default: the greenlet's name, else its address. Called in
+  // a signal handler: an override may only read memory (async-signal-safe), and what it points
+  // `out` at must live as long as the greenlet.
+  virtual void describe_running(detail::running_stack& out) const noexcept;
 
   // release_stack_ownership: the stack memory is no longer this greenlet's to free.
   stack release_stack_ownership() noexcept {

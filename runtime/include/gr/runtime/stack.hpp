@@ -9,6 +9,7 @@
 //     with a PROT_NONE guard page below. An overflow faults on the guard page, and gr's SIGSEGV
 //     handler (on an alternate signal stack) prints
 //       gr: stack overflow in greenlet <name or address> (stack <N> KiB)
+//     (for a scheduler's task: task #<id> '<name>' and where it was spawned; see running_stack)
 //     then the process dies as a segfault would.
 //   - unguarded: a slot of a large shared mapping. Each guard page splits a mapping, and the kernel
 //     caps a process at vm.max_map_count mappings (65,530 by default), so guard pages are spent
@@ -125,19 +126,24 @@ inline void write_canary(const stack& s) noexcept {
 // releases go straight to the kernel.
 void prepare_thread_stacks() noexcept;
 
-// canary_failure: the message of a broken canary, then abort. Cold and never inlined: every
-// switch checks the canary, and under LTO the diagnosis (a 512-byte message buffer) would
-// otherwise land in the switch paths' stack frames.
-[[noreturn, gnu::cold, gnu::noinline]]
-void canary_failure(const stack& s, const char* label, const void* owner) noexcept;
-
-// The overflow handler asks the layer above which stack is running and under what name. The
-// function must be async-signal-safe (read thread-locals, no locks, no allocation).
+// The overflow handler asks the layer above which stack is running and what runs on it. The
+// function must be async-signal-safe (read thread-locals, no locks, no allocation), and so is
+// everything it fills in: pointers to strings that live as long as what runs on the stack.
 struct running_stack {
   const stack* stk = nullptr;
-  const char* label = nullptr;   // the greenlet's name, may be null or empty
-  const void* owner = nullptr;   // the greenlet's address
+  bool task = false;              // a scheduler's task runs on it (else a plain greenlet)
+  const char* label = nullptr;    // its name, may be null or empty
+  const void* owner = nullptr;    // the greenlet's address
+  unsigned long long id = 0;      // a task's id
+  const char* file = nullptr;     // where a task was spawned, null or empty if unknown
+  unsigned line = 0;
 };
+
+// canary_failure: the message of a broken canary on `rs.stk`, then abort. Cold and never
+// inlined: every switch checks the canary, and under LTO the diagnosis (a 512-byte message
+// buffer) would otherwise land in the switch paths' stack frames.
+[[noreturn, gnu::cold, gnu::noinline]]
+void canary_failure(const running_stack& rs) noexcept;
 using running_stack_query = bool (*)(running_stack& out) noexcept;
 // install_overflow_handler: installs the process's SIGSEGV handler once (chaining to whatever
 // was there) and this thread's alternate signal stack. Idempotent and cheap after the first call.

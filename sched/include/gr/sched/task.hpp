@@ -103,6 +103,17 @@ task spawn(F&& fn, task_options opts = {}, std::source_location where = std::sou
 
 namespace detail {
 
+// describe_task_stack: what a stack-overflow message says of a task: its id, name and spawn site
+// (only reads: it runs in the overflow signal handler).
+inline void describe_task_stack(const task_ctl& c, running_stack& out) noexcept {
+  out.task = true;
+  out.owner = c.gl;
+  out.id = c.id;
+  out.label = c.name.c_str();
+  out.file = c.spawned_at.file_name();
+  out.line = static_cast<unsigned>(c.spawned_at.line());
+}
+
 // task_frame: the greenlet, control block and callable of a spawned task, placed at the top of the
 // task's own stack, its colour below the top (see frame_slot). Its control block sits
 // task_frame_ctl_offset bytes into it, for every F (the scheduler's prefetch relies on that).
@@ -126,6 +137,7 @@ public:
 private:
   F* fn_storage() noexcept { return std::launder(reinterpret_cast<F*>(storage_)); }
   void* run(void*) override;
+  void describe_running(running_stack& out) const noexcept override { describe_task_stack(ctl, out); }
   alignas(F) unsigned char storage_[sizeof(F)];
 };
 

@@ -1,0 +1,123 @@
+// A task that overruns its stack: the message names the task (id, name, spawn site), not the
+// address of the greenlet it runs on. Each test forks a child that overflows, and checks how the
+// child dies and what it printed on stderr.
+#include <doctest/doctest.h>
+
+#include "child_process.hpp"
+#include "test_util.hpp"
+
+#include <gr/greenlet/greenlet.hpp>
+#include <gr/runtime/stack.hpp>
+#include <gr/sched/scheduler.hpp>
+#include <gr/sched/task.hpp>
+#include <gr/sched/this_task.hpp>
+
+#include <csignal>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <source_location>
+#include <string>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define GR_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GR_TEST_ASAN 1
+#endif
+#endif
+
+namespace {
+
+[[gnu::noinline]] std::size_t recurse_until_overflow(std::size_t depth) {
+  volatile char pad[256];
+  pad[0] = 1;
+  if (depth > 100'000'000) return 0;
+  const std::size_t below = recurse_until_overflow(depth + 1);
+  return below + static_cast<std::size_t>(pad[0]);
+}
+
+// expected_line: the message the child's task should get, written by the task itself on stderr
+// after "expect: " (its id and usable stack size are known only there), so the parent can look
+// for it.
+void announce(const char* name, const std::source_location& where, const char* how) {
+  const gr::stack& s = gr::greenlet::current()->stack_region();
+  const std::string label = *name ? std::string(" '") + name + "'" : std::string();
+  std::fprintf(stderr, "expect: gr: stack overflow in task #%llu%s (stack %zu KiB, spawned at %s:%u)%s\n",
+               static_cast<unsigned long long>(gr::this_task::id()), label.c_str(), s.size / 1024,
+               where.file_name(), static_cast<unsigned>(where.line()), how);
+}
+
+std::string expected(const gr_test::child_result& r) {
+  const auto at = r.err.find("expect: ");
+  if (at == std::string::npos) return "(the child announced nothing)";
+  const auto end = r.err.find('\n', at);
+  return r.err.substr(at + 8, end - at - 8);
+}
+
+gr_test::child_result overflow_task_in_child(const char* name) {
+  return gr_test::run_in_child([name] {
+    const auto where = std::source_location::current();
+    gr::task t = gr::spawn(
+        [name, where] {
+          if (gr::greenlet::current()->stack_region().origin != gr::stack::kind::guarded) ::_exit(4);
+          announce(name, where, ": hit the guard page");
+          recurse_until_overflow(0);
+        },
+        {.name = name, .stack_size = 64 * 1024}, where);
+    t.join();
+    ::_exit(5);  // the recursion came back: nothing overflowed
+  });
+}
+
+}  // namespace
+
+TEST_SUITE("sched.overflow") {
+  TEST_CASE("a guard page hit in a task names the task and where it was spawned") {
+    for (const char* name : {"recursor", ""}) {
+      CAPTURE(name);
+      const gr_test::child_result r = overflow_task_in_child(name);
+      INFO("child stderr: " << r.err);
+      REQUIRE_FALSE(r.exited_with(4));  // the stack must be a guarded one
+      REQUIRE_FALSE(r.exited_with(5));
+      const std::string want = expected(r);
+      CHECK(want.find(__FILE__) != std::string::npos);
+#if GR_TEST_ASAN
+      CHECK(r.died());
+      CHECK((r.err.find(want, r.err.find('\n')) != std::string::npos || r.says("AddressSanitizer")));
+#else
+      CHECK(r.killed_by(SIGSEGV));
+      CHECK(r.err.find(want, r.err.find('\n')) != std::string::npos);  // past the announcement
+#endif
+      CHECK_FALSE(r.says("in greenlet"));
+    }
+  }
+
+  TEST_CASE("a broken canary in a task aborts naming the task") {
+    const gr_test::child_result r = gr_test::run_in_child([] {
+      gr::set_guard_budget(0);  // in the child only: every new stack comes from a slab
+      gr::trim_stack_pool();
+      const auto where = std::source_location::current();
+      gr::task t = gr::spawn(
+          [where] {
+            const gr::stack& s = gr::greenlet::current()->stack_region();
+            if (!s.has_canary()) ::_exit(4);
+            announce("victim", where, ": its canary at the low end of the stack was overwritten");
+            gr::spawn([] {}).detach();                   // so that the yield switches away
+            *static_cast<std::uint64_t*>(s.base) = 0;  // what a frame running off the end would do
+            gr::yield();                                 // the switch away checks the canary
+          },
+          {.name = "victim", .stack_size = 48 * 1024}, where);
+      t.join();
+      ::_exit(5);  // the switch away did not notice
+    });
+    INFO("child stderr: " << r.err);
+    REQUIRE_FALSE(r.exited_with(4));
+    REQUIRE_FALSE(r.exited_with(5));
+    CHECK(r.killed_by(SIGABRT));
+    const std::string want = expected(r);
+    CHECK(want.find("task #") != std::string::npos);
+    CHECK(r.err.find(want, r.err.find('\n')) != std::string::npos);
+  }
+}
