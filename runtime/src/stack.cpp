@@ -22,6 +22,7 @@
 #include <fstream>
 #include <limits>
 #include <mutex>
+#include <new>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -210,9 +211,15 @@ void give_back_to_os(stack& s) noexcept {
 // ---- the per-thread pool -----------------------------------------------------------------------------
 
 // A few size classes, each a LIFO of stacks (the most recently used stack is the warmest).
+// Unbounded: a released stack is always kept, so the pool holds at most as many stacks as the
+// thread had in use at once, and a program that keeps N tasks alive reuses N stacks without a
+// system call, whatever N is. With a cap (it was 1,024 a class), every stack released past it went
+// back to the kernel and the next spawn mapped a fresh one: mmap, mprotect, munmap and a page
+// fault, 10 to 20 us instead of 0.25 (a user's 5,000-task rounds). The cost is memory kept after
+// a burst: the pages its tasks touched (usually one or two a stack) and, for guarded stacks, their
+// share of the guard budget, until trim_stack_pool() or the thread's end gives them back.
 struct thread_pool {
   static constexpr std::size_t max_classes = 8;
-  static constexpr std::size_t max_per_class = 1024;
 
   struct size_class {
     std::size_t size = 0;
@@ -291,9 +298,15 @@ namespace {
   detail::san_reuse(s.base, s.size);  // the memory goes back to its owner without our poison
 }
 [[gnu::noinline]] void release_unpooled(stack s) noexcept { give_back_to_os(s); }
-// pool_push_growing: c.free.push_back(s) when the vector must grow first. May throw bad_alloc,
-// which release_stack() (noexcept) then turns into terminate, as the inline push_back did.
-[[gnu::noinline]] void pool_push_growing(thread_pool::size_class& c, stack s) { c.free.push_back(s); }
+// pool_push_growing: c.free.push_back(s) when the vector must grow first. Without the memory
+// to grow it, the stack goes back to the kernel instead.
+[[gnu::noinline]] void pool_push_growing(thread_pool::size_class& c, stack s) noexcept {
+  try {
+    c.free.push_back(s);
+  } catch (const std::bad_alloc&) {
+    give_back_to_os(s);
+  }
+}
 }  // namespace
 
 stack allocate_stack(std::size_t size) {
@@ -327,7 +340,7 @@ void release_stack(stack s) noexcept {
     return;
   }
   thread_pool::size_class* c = tp ? tp->find(s.size) : nullptr;
-  if (c && c->free.size() < thread_pool::max_per_class) [[likely]] {
+  if (c) [[likely]] {
     if (c->free.size() < c->free.capacity()) [[likely]] {
       // Tell the compiler push_back cannot reallocate here: then this path needs no stack frame.
       if (c->free.size() == c->free.capacity()) __builtin_unreachable();

@@ -83,8 +83,9 @@ inline constexpr std::size_t min_stack_size = 8 * 1024;
 // vm.max_map_count when that limit is the cause.
 stack allocate_stack(std::size_t size = 0);
 
-// release_stack: gives a stack back. Pooled stacks are kept for reuse (up to a cap); user stacks
-// are only forgotten. Never throws.
+// release_stack: gives a stack back. It is kept in this thread's pool for reuse (the pool holds
+// every stack released on the thread that is not taken again: at most as many as were in use at
+// once; trim_stack_pool() gives them back); user stacks are only forgotten. Never throws.
 void release_stack(stack s) noexcept;
 
 // user_stack: wraps caller-owned memory as a stack (no allocation). The memory must stay valid
@@ -101,7 +102,8 @@ struct stack_stats {
 };
 stack_stats stack_statistics() noexcept;
 
-// trim_stack_pool: unmaps this thread's pooled stacks (slab slots return to their slab).
+// trim_stack_pool: unmaps this thread's pooled stacks (slab slots return to their slab): the
+// memory a burst of tasks left in the pool, and the guard pages it holds of the process's budget.
 void trim_stack_pool() noexcept;
 
 // set_guard_budget: overrides the number of guarded stacks allowed at once (for tests and for
