@@ -13,6 +13,15 @@
 
 namespace gr::detail {
 
+// stopped_clock: time frozen at one reading. The clock of a scheduler that is shutting down: the
+// program's clock may be gone by then (a local of main() is destroyed before the thread's
+// scheduler), so the shutdown's report and whatever its unwinding tasks ask read this instead.
+struct stopped_clock final : gr::clock {
+  time_point at{};
+  time_point now() noexcept override { return at; }
+  bool wait_until(time_point) override { return false; }
+};
+
 // sched_head (wait.hpp) holds what inline readers need: `current`, the task on the CPU, and the
 // built-in ready ring with its plain_ready flag (the inline wake).
 struct sched_state : sched_head {
@@ -25,6 +34,7 @@ struct sched_state : sched_head {
   std::vector<task_ctl*> timers;      // min-heap on (deadline, timer order); task_ctl::timer_index
   std::uint64_t timer_order = 0;      // ties between equal deadlines go first-armed first
   steady_clock_source steady;
+  stopped_clock stopped;              // clk from shutdown() on
   gr::clock* clk = &steady;
   time_point last_now{};              // the clock's last reading (for cheap approximate ages)
   task_ctl* zombie = nullptr;         // a finished task whose stack the next task frees

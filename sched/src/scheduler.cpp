@@ -358,6 +358,11 @@ void finish_task(sched_state& s, task_ctl& t) {
 void shutdown(sched_state& s) noexcept {
   if (s.zombie) reap(s);
   s.shutting_down = true;
+  // The program's clock is not read again: it may be destroyed already (a clock that is a local
+  // of main(), as in the README's game loop). Ages and deadlines are reported from its last
+  // reading.
+  s.stopped.at = s.last_now;
+  s.clk = &s.stopped;
   s.plain_ready = false;  // wake() leaves every task to the unwinding below
   if (s.live > 0) {
     std::string msg = fmt::format("gr: the scheduler is being destroyed with {} unfinished task(s); unwinding them:\n",
@@ -892,8 +897,13 @@ bool scheduler::run_for(duration budget) {
       if (next > end || !s.clk->wait_until(next)) break;
       continue;
     }
+    const time_point before = s.clk->now();
     run_once();
-    if (s.clk->now() >= end) break;
+    const time_point after = s.clk->now();
+    // A clock that did not move during a frame while tasks stay runnable (a manual clock, which
+    // only the program advances; a virtual clock, which moves only when every task waits) would
+    // never spend the budget: stop, as after run_once().
+    if (after >= end || (after == before && !s.ready_empty())) break;
   }
   return s.live > 0;
 }

@@ -7,12 +7,14 @@
 
 #include <gr/sched/condition_variable.hpp>
 #include <gr/sched/mutex.hpp>
+#include <gr/sched/scheduler.hpp>
 #include <gr/sched/task.hpp>
 #include <gr/sched/this_task.hpp>
 
 #include <doctest/doctest.h>
 
 #include <mutex>
+#include <thread>
 
 using namespace std::chrono_literals;
 
@@ -105,5 +107,35 @@ TEST_SUITE("sched.shutdown") {
       }, {.name = "blocked"}).detach();
       gr::yield();
     });
+  }
+
+  TEST_CASE("the scheduler's end at thread exit does not read the program's clock") {
+    // The README's game loop: a manual_clock local to the thread's function, tasks asleep on it
+    // when the function returns. The clock is gone before the scheduler ends (which then read it
+    // for its report: a pure virtual call). This clock only counts the reads after its owner's
+    // scope, so the test stays well defined where the old code read a dead object.
+    struct watched_clock final : gr::clock {
+      bool expired = false;
+      int late_reads = 0;
+      gr::time_point t{};
+      gr::time_point now() noexcept override {
+        late_reads += expired;
+        return t;
+      }
+      bool wait_until(gr::time_point) override { return false; }
+    };
+    watched_clock clock;
+    int entities_asleep = 0;
+    std::thread([&] {  // a plain thread: on_thread's leak check would read the clock at the end
+      gr::scheduler::current().set_clock(clock);
+      gr::spawn([] { gr::sleep_for(2s); }, {.name = "entity"}).detach();
+      gr::scheduler::current().run_once();
+      clock.t += 1s;
+      gr::scheduler::current().run_once();
+      entities_asleep = static_cast<int>(gr::scheduler::current().task_count());
+      clock.expired = true;  // as if destroyed: main() has returned
+    }).join();
+    CHECK(entities_asleep == 1);
+    CHECK(clock.late_reads == 0);
   }
 }

@@ -202,4 +202,53 @@ TEST_SUITE("sched.sleep") {
     CHECK(!sched.run_for(0s));
     CHECK(woke);
   }
+
+  TEST_CASE("run_for on a clock that does not move runs one frame while a task keeps yielding") {
+    // The budget is clock time: on a manual clock nobody advances, or a virtual clock while a task
+    // is runnable, it would never be spent (run_for spun for good). The spinner stops on its own
+    // after `bound` frames, so the old behaviour fails the check instead of hanging.
+    constexpr int bound = 1000;
+    auto frames_of_one_run_for = [&](auto& clock_guard) {
+      (void)clock_guard;
+      int steps = 0;
+      gr::spawn([&] {
+        while (steps < bound) {
+          ++steps;
+          gr::yield();
+        }
+      }).detach();
+      gr::scheduler::current().run_for(16ms);
+      const int frames = steps;
+      gr::scheduler::current().run();
+      return frames;
+    };
+    SUBCASE("manual clock") {
+      gr_test::use_clock<gr::manual_clock> mc;
+      CHECK(frames_of_one_run_for(mc) == 1);
+    }
+    SUBCASE("virtual clock") {
+      gr_test::use_clock<gr::virtual_clock> vc;
+      CHECK(frames_of_one_run_for(vc) == 1);
+    }
+  }
+
+  TEST_CASE("run_for on a manual clock that a task advances runs until the budget is spent") {
+    gr_test::use_clock<gr::manual_clock> mc;
+    int steps = 0;
+    bool stop = false;
+    gr::spawn([&] {
+      while (!stop) {
+        ++steps;
+        mc->advance(1ms);  // the frame's time, as a fixed-step game loop would move it
+        gr::yield();
+      }
+    }).detach();
+    auto& sched = gr::scheduler::current();
+    CHECK(sched.run_for(5ms));
+    CHECK(steps == 5);
+    CHECK(mc.elapsed() == 5ms);
+    CHECK(sched.task_count() == 1);
+    stop = true;
+    sched.run();
+  }
 }

@@ -76,11 +76,15 @@ public:
   // run_for: runs frames until `budget` of clock time is spent or nothing is runnable, waiting for
   // timers due within the budget (on clocks that can wait). Returns whether tasks remain. A budget
   // of zero or less (a frame that overran) still runs one frame, so tasks always make progress;
-  // duration::max() runs until nothing is runnable.
+  // duration::max() runs until nothing is runnable. It also stops after a frame during which the
+  // clock did not move: a manual_clock (which only the program advances) or a virtual_clock
+  // (which moves only when every task waits) would otherwise never spend the budget while a task
+  // keeps yielding.
   bool run_for(duration budget);
 
   // set_clock: times sleeps and deadlines by `c` from now on (see gr::clock). `c` must outlive its
-  // use. reset_clock: back to std::chrono::steady_clock. Deadlines are points in a clock's time,
+  // use; the scheduler's own end at thread exit does not read it (a clock that is a local of
+  // main() is gone by then). reset_clock: back to std::chrono::steady_clock. Deadlines are points in a clock's time,
   // so both throw gr::error, naming a waiting task, while any task sleeps or waits with a deadline
   // (on another clock it would fire at once or never): change clocks before tasks sleep.
   void set_clock(gr::clock& c);
