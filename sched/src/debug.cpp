@@ -75,16 +75,22 @@ void unregister_scheduler(sched_state& s) noexcept {
   }
 }
 
-void debug_event(sched_state& s, trace_event::type what, const task_ctl* task, const task_ctl* other,
-                 const wait_reason* reason, wake_reason wake, const std::exception_ptr* error) noexcept {
-  const unsigned flags = g_debug.load(std::memory_order_relaxed);
-  if ((flags & debug_dump) && what == trace_event::type::switch_ &&
+void dump_if_asked() noexcept {
+  if ((g_debug.load(std::memory_order_relaxed) & debug_dump) &&
       (g_debug.fetch_and(~debug_dump, std::memory_order_relaxed) & debug_dump)) {
     try {
       write_all(STDERR_FILENO, dump_text());
     } catch (...) {
     }
   }
+}
+
+void debug_event(sched_state& s, trace_event::type what, const task_ctl* task, const task_ctl* other,
+                 const wait_reason* reason, wake_reason wake, const std::exception_ptr* error) noexcept {
+  const unsigned flags = g_debug.load(std::memory_order_relaxed);
+  // At any event, not only a switch: a task woken by its own timer while the others wait runs on
+  // without a switch, and the dump would wait until something else happened.
+  if (flags & debug_dump) dump_if_asked();
   trace_hook hook = g_hook.load(std::memory_order_acquire);
   if (!(flags & debug_trace) || !hook) return;
   trace_event e{};

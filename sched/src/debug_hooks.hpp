@@ -18,15 +18,20 @@ struct sched_state;
 
 // g_debug's bits (gr/sched/detail/debug_flag.hpp).
 inline constexpr unsigned debug_trace = 1;  // a trace hook is installed
-inline constexpr unsigned debug_dump = 2;   // a signal asked for a dump at the next switch
+inline constexpr unsigned debug_dump = 2;   // a signal asked for a dump at the next event
 
-// debug_event: the slow path: print a requested dump (at a switch), call the trace hook.
+// debug_event: the slow path: print a requested dump, call the trace hook.
 // Never inlined: the flattened park_now would otherwise take in the whole dump formatter, and
 // with it a stack frame of some 800 bytes on every parked task's stack. (Not cold: with a trace
 // hook set it runs on every switch, and cold code is optimised for size.)
 [[gnu::noinline]]
 void debug_event(sched_state& s, trace_event::type what, const task_ctl* task, const task_ctl* other,
                  const wait_reason* reason, wake_reason wake, const std::exception_ptr* error) noexcept;
+
+// dump_if_asked: prints the dump a signal asked for, if one did (once per signal). The scheduler
+// calls it at every event (debug_event) and when its idle wait for a timer ends, which a signal
+// cuts short (steady_clock_source::wait_until).
+void dump_if_asked() noexcept;
 
 // register_scheduler / unregister_scheduler: the process-wide list debuggers read
 // (gr_debug_schedulers), so `gr tasks` works from memory alone, on a core file too.

@@ -29,7 +29,7 @@
 
 #include <sys/mman.h>
 #include <unistd.h>
-#include <thread>
+#include <time.h>
 
 namespace gr {
 namespace detail {
@@ -210,6 +210,7 @@ std::string blocked_lines(sched_state& s, bool only_blocked) {
 [[gnu::noinline]] task_ctl* wait_for_next(sched_state& s) {
   for (;;) {
     if (s.timers.empty() || !s.clk->wait_until(s.timers.front()->deadline)) return declare_deadlock(s);
+    if (debug_hooked()) dump_if_asked();  // a dump_on_signal signal may have ended the wait
     fire_expired(s);
     if (task_ctl* t = s.pop_ready()) return t;
   }
@@ -902,8 +903,9 @@ bool scheduler::run_for(duration budget) {
     const time_point after = s.clk->now();
     // A clock that did not move during a frame while tasks stay runnable (a manual clock, which
     // only the program advances; a virtual clock, which moves only when every task waits) would
-    // never spend the budget: stop, as after run_once().
-    if (after >= end || (after == before && !s.ready_empty())) break;
+    // never spend the budget: stop, as after run_once(). No budget (duration::max()) means "until
+    // nothing is runnable" whatever the clock does.
+    if (after >= end || (after == before && end != time_point::max() && !s.ready_empty())) break;
   }
   return s.live > 0;
 }
@@ -1024,8 +1026,17 @@ std::string scheduler::describe(const task_info& t) {
   return s;
 }
 
+// clock_nanosleep rather than std::this_thread::sleep_until, which sleeps again after a signal:
+// here a signal ends the wait early (the scheduler checks its timers and waits again), so a dump
+// asked for by gr::dump_on_signal() is printed at once, not when the next timer fires.
+// steady_clock is CLOCK_MONOTONIC (libstdc++ and libc++ on Linux).
 bool steady_clock_source::wait_until(time_point tp) {
-  std::this_thread::sleep_until(tp);
+  const auto since = std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count();
+  if (since <= 0) return true;
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(since / 1'000'000'000);
+  ts.tv_nsec = static_cast<long>(since % 1'000'000'000);
+  ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
   return true;
 }
 

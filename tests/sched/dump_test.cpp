@@ -11,12 +11,17 @@
 #include <gr/sched/task.hpp>
 #include <gr/sched/this_task.hpp>
 
+#include <atomic>
+#include <functional>
+#include <thread>
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <mutex>
 #include <sstream>
 #include <string>
 
+#include <pthread.h>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
@@ -152,6 +157,58 @@ TEST_SUITE("sched.dump") {
     CHECK(contains(after, "'ping': "));
     CHECK(contains(after, "'pong': "));
     CHECK(later == after);  // once per signal
+  }
+
+  TEST_CASE("a signal while the scheduler sleeps until a timer prints the dump before it sleeps again") {
+    // The only task sleeps (an hour, on the steady clock) and the main task joins it: the thread
+    // sleeps in the steady clock's wait. The signal must cut that wait short and the dump come out
+    // then, not when the timer fires. The clock below is the steady clock, except that its second
+    // wait (the scheduler waiting again) records whether the dump is out yet and then ends the
+    // test by moving its time two hours on. Its first wait is capped at 5 s: the old wait slept
+    // through the signal, so without the fix the test fails after 5 s instead of hanging.
+    struct steady_once final : gr::clock {
+      gr::steady_clock_source steady;
+      gr::duration offset{};
+      std::atomic<bool> first_wait_over{false};
+      int waits = 0;
+      std::function<bool()> dumped;
+      bool dumped_before_second_wait = false;
+      gr::time_point now() noexcept override { return steady.now() + offset; }
+      bool wait_until(gr::time_point tp) override {
+        if (++waits == 1) {
+          steady.wait_until(std::min(tp - offset, steady.now() + 5s));
+          first_wait_over = true;
+          return true;
+        }
+        dumped_before_second_wait = dumped();
+        offset = 2h;
+        return true;
+      }
+    };
+    static steady_once clock;  // static: a failed check must not leave a dangling clock installed
+    gr::dump_on_signal(SIGUSR1);
+    std::string text;
+    {
+      gr_test::capture_stderr err;
+      clock.dumped = [&] { return contains(err.text(), "'hour sleeper': blocked, waits to sleep"); };
+      gr::scheduler::current().set_clock(clock);
+      auto sleeper = gr::spawn([] { gr::sleep_for(1h); }, {.name = "hour sleeper"});
+      const pthread_t scheduler_thread = ::pthread_self();
+      std::thread signaller([&] {  // until the wait is over, in case one signal came just before it
+        while (!clock.first_wait_over) {
+          ::pthread_kill(scheduler_thread, SIGUSR1);
+          std::this_thread::sleep_for(10ms);
+        }
+      });
+      sleeper.join();
+      signaller.join();
+      gr::scheduler::current().reset_clock();
+      text = err.text();
+    }
+    std::signal(SIGUSR1, SIG_DFL);
+    INFO(text);
+    CHECK(clock.waits == 2);
+    CHECK(clock.dumped_before_second_wait);
   }
 
   TEST_CASE("a scheduler destroyed with tasks alive reports them in the dump format") {

@@ -55,7 +55,9 @@ public:
   // now: the current time on this clock.
   virtual time_point now() noexcept = 0;
   // wait_until: nothing is ready and the earliest timer is due at `tp`: block the thread, or move
-  // virtual time, until then. Returns false if the clock cannot get there by itself.
+  // virtual time, until then. Returns false if the clock cannot get there by itself. It may return
+  // true early (the steady clock does on a signal): the scheduler then checks its timers and
+  // waits again.
   virtual bool wait_until(time_point tp) = 0;
 };
 

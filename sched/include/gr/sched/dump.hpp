@@ -21,8 +21,9 @@ void dump(std::ostream& os);
 // dump: the same to a file descriptor.
 void dump(int fd);
 
-// dump_on_signal: from now on, `sig` (SIGUSR1 by default) makes the scheduler that next switches
-// print the dump on stderr (at that switch: the signal handler itself only sets a flag).
+// dump_on_signal: from now on, `sig` (SIGUSR1 by default) makes the next scheduler that does
+// anything print the dump on stderr: at its next switch, block, wake or spawn, or at once if it
+// sleeps until a timer (the signal handler itself only sets a flag).
 // `kill -USR1 <pid>` then shows what a stuck-looking program's tasks wait on.
 void dump_on_signal(int sig = 10 /* SIGUSR1 */);
 
