@@ -41,7 +41,17 @@ chan_core::~chan_core() {
       }
       return;
     }
-    fatal(fmt::format("{} destroyed while tasks are blocked on it", label()));
+    std::string msg = fmt::format("{} destroyed while tasks are blocked on it:", label());
+    try {
+      for (wait_queue* q : {&recvq_, &sendq_})
+        for (const wait_node* n = q->front(); n; n = n->next)
+          if (const auto* c = static_cast<const chan_node*>(n); !c->sel || !c->sel->fired)
+            msg += "\n  " + describe_waiting_task(*n->task);
+      msg += "\nclose it, or let the tasks finish, before it is destroyed (senders that may outlive their "
+             "receiver need room in it: a capacity of one slot per sender)";
+    } catch (...) {  // no memory for the list: the first line says enough
+    }
+    fatal(msg);
   }
 }
 

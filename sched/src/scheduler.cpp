@@ -525,6 +525,14 @@ void wake_slow(task_ctl* t, wake_reason why) noexcept {
   s.push_ready(t);
 }
 
+std::string describe_waiting_task(const task_ctl& t) {
+  const std::string where = where_of(t);
+  std::string out = task_label(t);
+  if (!where.empty()) out += fmt::format(" (spawned at {})", where);
+  if (t.waiting) out += ", which waits to " + describe_wait(*t.waiting);
+  return out;
+}
+
 bool shutting_down() noexcept { return tls_sched && static_cast<sched_state*>(tls_sched)->shutting_down; }
 
 void raise_if_interrupted(wake_reason why) {

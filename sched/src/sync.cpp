@@ -57,7 +57,13 @@ void destroyed_with_waiters(detail::wait_queue& q, const std::string& what) noex
     }
     return;
   }
-  detail::fatal(what);
+  std::string msg = what;
+  try {
+    for (const detail::wait_node* n = q.front(); n; n = n->next) msg += "\n  " + detail::describe_waiting_task(*n->task);
+    msg += "\nlet the tasks finish (or cancel and join them) before it is destroyed";
+  } catch (...) {  // no memory for the list: the first line says enough
+  }
+  detail::fatal(msg);
 }
 
 constexpr auto nothing_to_give_back = [] {};
@@ -68,8 +74,9 @@ constexpr auto nothing_to_give_back = [] {};
 
 mutex::~mutex() {
   if (owner_ || !waiters_.empty())
-    destroyed_with_waiters(waiters_, fmt::format("{} destroyed while {}", label("mutex", name_, this),
-                                                 waiters_.empty() ? "locked" : "tasks wait for it"));
+    destroyed_with_waiters(waiters_, fmt::format("{} destroyed while locked by {}{}", label("mutex", name_, this),
+                                                 owner_ ? detail::describe_waiting_task(*owner_) : "nobody",
+                                                 waiters_.empty() ? "" : ", and tasks wait for it:"));
 }
 
 bool mutex::lock_until(time_point deadline, bool interruptible) {
@@ -140,7 +147,7 @@ void mutex::unlock() {
 condition_variable::~condition_variable() {
   if (!waiters_.empty())
     destroyed_with_waiters(waiters_,
-                           fmt::format("{} destroyed while tasks wait on it", label("condition_variable", name_, this)));
+                           fmt::format("{} destroyed while tasks wait on it:", label("condition_variable", name_, this)));
 }
 
 std::cv_status condition_variable::wait_until(std::unique_lock<mutex>& lock, time_point deadline) {
@@ -201,7 +208,7 @@ wait_group::wait_group(std::ptrdiff_t initial, std::string name) : count_(initia
 
 wait_group::~wait_group() {
   if (!waiters_.empty())
-    destroyed_with_waiters(waiters_, fmt::format("{} destroyed while tasks wait on it", label("wait_group", name_, this)));
+    destroyed_with_waiters(waiters_, fmt::format("{} destroyed while tasks wait on it:", label("wait_group", name_, this)));
 }
 
 void wait_group::add(std::ptrdiff_t n) {
@@ -235,7 +242,7 @@ semaphore::semaphore(std::ptrdiff_t initial, std::string name) : count_(initial)
 
 semaphore::~semaphore() {
   if (!waiters_.empty())
-    destroyed_with_waiters(waiters_, fmt::format("{} destroyed while tasks wait on it", label("semaphore", name_, this)));
+    destroyed_with_waiters(waiters_, fmt::format("{} destroyed while tasks wait on it:", label("semaphore", name_, this)));
 }
 
 bool semaphore::acquire_until(time_point deadline) {

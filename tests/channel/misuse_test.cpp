@@ -57,6 +57,31 @@ TEST_SUITE("channel.misuse") {
     }
   }
 
+  TEST_CASE("a channel destroyed while tasks wait on it ends the process naming each of them") {
+    // Go's "first response wins" with an unbuffered channel: the losers still wait to send when
+    // the channel goes out of scope. Their wait nodes would point into freed memory: an abort,
+    // whose message names every waiting task (a select that already fired is not one of them).
+    const auto r = run_in_child([] {
+      gr::channel<int> other(0, "other");
+      gr::channel<int> results(0, "results");  // destroyed first
+      for (int i = 0; i < 2; ++i)
+        gr::spawn([&, i] { results.send(i); }, {.name = "query " + std::to_string(i)}).detach();
+      gr::spawn([&] { (void)gr::select(gr::recv_case(other), gr::send_case(results, 7)); }, {.name = "selector"})
+          .detach();
+      gr::scheduler::current().run_once();  // all three wait now
+      (void)results.recv();                 // takes query 0's value
+    });
+    INFO(r.err);
+    CHECK(r.killed_by(SIGABRT));
+    CHECK(r.says("gr: channel 'results' destroyed while tasks are blocked on it:\n"));
+    CHECK_FALSE(r.says("'query 0'"));  // it sent and is gone
+    CHECK(r.says("'query 1' (spawned at "));
+    CHECK(r.says("misuse_test.cpp:"));
+    CHECK(r.says("which waits to send on channel 'results'"));
+    CHECK(r.says("'selector' (spawned at "));
+    CHECK(r.says("close it, or let the tasks finish"));
+  }
+
   TEST_CASE_TEMPLATE("recv_for and send_for and a timeout_case of hours::max() wait for their event", C, GR_TEST_CAPACITIES) {
     gr_test::use_clock<gr::virtual_clock> vc;
     constexpr auto forever = std::chrono::hours::max();

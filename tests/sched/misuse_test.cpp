@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <csignal>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -235,5 +236,35 @@ TEST_SUITE("sched.misuse") {
     CHECK_NOTHROW(group.add(max - 1));
     CHECK_NOTHROW(group.add(-max));
     CHECK(group.wait_for(std::chrono::seconds(0)));
+  }
+
+  TEST_CASE("a primitive destroyed while tasks wait on it ends the process naming them") {
+    SUBCASE("semaphore") {
+      const auto r = run_in_child([] {
+        auto gate = std::make_unique<gr::semaphore>(0, "gate");
+        gr::spawn([&] { gate->acquire(); }, {.name = "entrant"}).detach();
+        gr::scheduler::current().run_once();
+        gate.reset();
+      });
+      CHECK(r.killed_by(SIGABRT));
+      CHECK(r.says("semaphore 'gate' destroyed while tasks wait on it:\n  task #"));
+      CHECK(r.says("'entrant' (spawned at "));
+      CHECK(r.says("which waits to acquire semaphore 'gate'"));
+    }
+    SUBCASE("mutex held by a task") {
+      const auto r = run_in_child([] {
+        auto m = std::make_unique<gr::mutex>("shared");
+        gr::spawn([&] {
+          m->lock();
+          gr::yield();  // the main task destroys the mutex now
+          m->unlock();
+        }, {.name = "holder"}).detach();
+        gr::scheduler::current().run_once();
+        m.reset();
+      });
+      CHECK(r.killed_by(SIGABRT));
+      CHECK(r.says("mutex 'shared' destroyed while locked by task #"));
+      CHECK(r.says("'holder' (spawned at "));
+    }
   }
 }

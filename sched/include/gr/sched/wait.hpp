@@ -17,6 +17,8 @@
 #include <gr/sched/detail/task_ctl.hpp>
 #include <gr/sched/wait_queue.hpp>
 
+#include <string>
+
 namespace gr::detail {
 
 // sched_head: the part of a thread's scheduler state that inline code reads (the rest is private
@@ -86,6 +88,10 @@ inline void wake(task_ctl* t, wake_reason why = wake_reason::signaled) noexcept 
 // raise_if_interrupted: throws gr::task_cancelled for `cancelled`, gr::deadlock_error (with the
 // report) for `deadlock`; returns for any other reason.
 void raise_if_interrupted(wake_reason why);
+
+// describe_waiting_task: "task #3 'worker' (spawned at main.cpp:12), which waits to recv on
+// channel 'jobs'": a task named in the message of a primitive destroyed while tasks wait on it.
+std::string describe_waiting_task(const task_ctl& t);
 
 // shutting_down: this thread's scheduler is unwinding its unfinished tasks at thread exit. Then a
 // primitive destroyed while tasks still wait on it just forgets them (they are being unwound too)
