@@ -529,7 +529,7 @@ std::string describe_waiting_task(const task_ctl& t) {
   const std::string where = where_of(t);
   std::string out = task_label(t);
   if (!where.empty()) out += fmt::format(" (spawned at {})", where);
-  if (t.waiting) out += ", which waits to " + describe_wait(*t.waiting);
+  if (t.state == task_state::blocked && t.waiting) out += ", which waits to " + describe_wait(*t.waiting);
   return out;
 }
 

@@ -51,14 +51,18 @@ void signal(detail::wait_node* n) noexcept {
 
 // destroyed_with_waiters: a primitive destroyed during the scheduler's shutdown while tasks (being unwound
 // too) still wait on it lets go of their nodes; at any other time that is a bug and aborts.
-void destroyed_with_waiters(detail::wait_queue& q, const std::string& what) noexcept {
+// `what` makes the first line only then: during the shutdown the tasks it would describe are
+// being unwound, and what they waited on may be gone with their frames.
+template <class What>
+void destroyed_with_waiters(detail::wait_queue& q, What what) noexcept {
   if (detail::shutting_down()) {
     while (q.pop_front()) {
     }
     return;
   }
-  std::string msg = what;
+  std::string msg = "a primitive was destroyed while tasks wait on it";
   try {
+    msg = what();
     for (const detail::wait_node* n = q.front(); n; n = n->next) msg += "\n  " + detail::describe_waiting_task(*n->task);
     msg += "\nlet the tasks finish (or cancel and join them) before it is destroyed";
   } catch (...) {  // no memory for the list: the first line says enough
@@ -74,9 +78,11 @@ constexpr auto nothing_to_give_back = [] {};
 
 mutex::~mutex() {
   if (owner_ || !waiters_.empty())
-    destroyed_with_waiters(waiters_, fmt::format("{} destroyed while locked by {}{}", label("mutex", name_, this),
-                                                 owner_ ? detail::describe_waiting_task(*owner_) : "nobody",
-                                                 waiters_.empty() ? "" : ", and tasks wait for it:"));
+    destroyed_with_waiters(waiters_, [&] {
+      return fmt::format("{} destroyed while locked by {}{}", label("mutex", name_, this),
+                         owner_ ? detail::describe_waiting_task(*owner_) : "nobody",
+                         waiters_.empty() ? "" : ", and tasks wait for it:");
+    });
 }
 
 bool mutex::lock_until(time_point deadline, bool interruptible) {
@@ -146,8 +152,9 @@ void mutex::unlock() {
 
 condition_variable::~condition_variable() {
   if (!waiters_.empty())
-    destroyed_with_waiters(waiters_,
-                           fmt::format("{} destroyed while tasks wait on it:", label("condition_variable", name_, this)));
+    destroyed_with_waiters(waiters_, [&] {
+      return fmt::format("{} destroyed while tasks wait on it:", label("condition_variable", name_, this));
+    });
 }
 
 std::cv_status condition_variable::wait_until(std::unique_lock<mutex>& lock, time_point deadline) {
@@ -208,7 +215,7 @@ wait_group::wait_group(std::ptrdiff_t initial, std::string name) : count_(initia
 
 wait_group::~wait_group() {
   if (!waiters_.empty())
-    destroyed_with_waiters(waiters_, fmt::format("{} destroyed while tasks wait on it:", label("wait_group", name_, this)));
+    destroyed_with_waiters(waiters_, [&] { return fmt::format("{} destroyed while tasks wait on it:", label("wait_group", name_, this)); });
 }
 
 void wait_group::add(std::ptrdiff_t n) {
@@ -242,7 +249,7 @@ semaphore::semaphore(std::ptrdiff_t initial, std::string name) : count_(initial)
 
 semaphore::~semaphore() {
   if (!waiters_.empty())
-    destroyed_with_waiters(waiters_, fmt::format("{} destroyed while tasks wait on it:", label("semaphore", name_, this)));
+    destroyed_with_waiters(waiters_, [&] { return fmt::format("{} destroyed while tasks wait on it:", label("semaphore", name_, this)); });
 }
 
 bool semaphore::acquire_until(time_point deadline) {
