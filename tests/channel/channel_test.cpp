@@ -7,6 +7,7 @@
 
 #include <gr/channel/channel.hpp>
 #include <gr/channel/select.hpp>
+#include <gr/sched/scheduler.hpp>
 #include <gr/sched/task.hpp>
 #include <gr/sched/this_task.hpp>
 
@@ -16,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 using gr::channel_status;
@@ -339,6 +341,21 @@ TEST_SUITE("channel.basic") {
     const std::vector<int> got = every_form<no_default>(
         C::value, 40, [](int i) { return no_default(i); }, [](const no_default& v) { return v.get(); });
     CHECK(got == iota(40));
+  }
+
+  TEST_CASE_TEMPLATE("a channel of std::monostate carries signals as Go's chan struct{}", C, GR_TEST_CAPACITIES) {
+    gr::channel<std::monostate> done(C::value, "done");
+    int finished = 0;
+    for (int i = 0; i < 3; ++i)
+      gr::spawn([&] {
+        ++finished;
+        done.send({});
+      }).detach();
+    for (int i = 0; i < 3; ++i) CHECK(done.recv().has_value());
+    CHECK(finished == 3);
+    done.close();
+    CHECK_FALSE(done.recv().has_value());
+    gr::scheduler::current().run();  // the senders return
   }
 
   TEST_CASE_TEMPLATE("blocking send and recv allocate nothing", C, GR_TEST_CAPACITIES) {

@@ -40,7 +40,8 @@
 //   - select: as the operation its case performs. Passing the received value to a recv_case's
 //     handler moves it; if that throws, select throws it and that value is gone (basic). The
 //     range-for iterator likewise moves each value into itself (basic).
-// T may be move-only and needs no default constructor. A channel is neither copyable nor movable;
+// T may be move-only and needs no default constructor; gr::channel<std::monostate> is a channel of
+// signals (Go's chan struct{}). A channel is neither copyable nor movable;
 // share it by reference (or std::shared_ptr). Use it only on its scheduler's thread.
 #pragma once
 
@@ -68,6 +69,12 @@ struct recv_result {
 
 template <class T>
 class channel : public detail::chan_core {
+  static_assert(!std::is_void_v<T>, "gr::channel<void>: a channel carries values; for a signal-only channel (Go's chan "
+                                    "struct{}) use gr::channel<std::monostate> or an empty struct");
+  static_assert(std::is_void_v<T> || (std::is_object_v<T> && !std::is_array_v<T> && !std::is_const_v<T>),
+                "gr::channel<T>: T must be a non-const object type (not a reference or array); send pointers, "
+                "std::reference_wrapper or std::array instead");
+
 public:
   // channel: `capacity` values can wait in the buffer (0: every send waits for a receiver). A
   // capacity no buffer of T can hold (often a negative count converted) throws gr::error naming
