@@ -185,14 +185,6 @@ std::uint32_t random_below(std::uint32_t bound) noexcept {
   return static_cast<std::uint32_t>((std::uint64_t{next_random()} * bound) >> 32);
 }
 
-void throw_select_misuse(std::uint32_t defaults, std::uint32_t timeouts, const select_options* opts) {
-  const std::string which = opts && !opts->name.empty() ? fmt::format(" '{}'", opts->name) : std::string();
-  if (defaults > 1) throw error(fmt::format("gr::select{}: {} default_cases; a select takes at most one", which, defaults));
-  GR_ASSERT(timeouts > 1, "throw_select_misuse called for a valid select");
-  throw error(fmt::format("gr::select{}: {} timeout_case / deadline_case cases; a select takes at most one", which,
-                          timeouts));
-}
-
 std::size_t select_park(const case_ref* cases, std::size_t n, std::uint32_t* order, chan_node* nodes,
                         const select_options* opts, std::size_t timeout, time_point deadline, task_ctl* self) {
   // Register on every channel at once, in random order (unless ordered): a counterpart that

@@ -13,7 +13,9 @@
 //     waiter on every channel (in random order, so a counterpart that arrives later is equally
 //     likely to complete any of them) and parks once — it never polls. The first counterpart to
 //     arrive completes its case; before select returns, every other registration is removed.
-//   - A timeout_case / deadline_case fires when its time passes first (one per select).
+//   - A timeout_case / deadline_case fires when its time passes first. A select may have several
+//     (Go's several time.After cases): the earliest fires, the first of equal ones. One default_case
+//     at most (a second does not compile).
 //   - A closed channel is ready for a recv case (its handler gets std::nullopt once drained) and
 //     makes a send case throw gr::channel_closed.
 //   - The same channel may appear in several cases; a select never pairs its own send with its
@@ -82,9 +84,6 @@ std::size_t select_park(const case_ref* cases, std::size_t n, std::uint32_t* ord
 // random_below: uniform in [0, bound) (bound > 0), from a fast per-thread generator.
 std::uint32_t random_below(std::uint32_t bound) noexcept;
 
-// throw_select_misuse: gr::error for more than one default, or more than one timeout, case,
-// naming the select if it has a name.
-[[noreturn]] void throw_select_misuse(std::uint32_t defaults, std::uint32_t timeouts, const select_options* opts);
 
 template <class F, class... Args>
 void call_handler(F& f, Args&&... args) {

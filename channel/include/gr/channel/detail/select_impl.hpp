@@ -90,19 +90,27 @@ void fire_if(C& c) {
   if constexpr (I == D) call_handler(c.handler);
 }
 
-// select_wait: the wait nodes live in this frame, which only a select that parks enters.
-template <std::size_t I, std::size_t T, class C>
-void deadline_if(const C& c, time_point& deadline) noexcept {
-  if constexpr (I == T) deadline = c.when;
+// earliest_deadline: the timeout case that fires first, if case I is one and is earlier than
+// the earliest so far (a tie keeps the earlier argument). A timeout that never comes
+// (time_point::max(), hours::max()) is never the earliest: the select parks with no timer.
+template <std::size_t I, class C>
+void earliest_deadline(const C& c, time_point& deadline, std::size_t& index) noexcept {
+  if constexpr (C::ops.kind == case_kind::timeout) {
+    if (c.when < deadline) {
+      deadline = c.when;
+      index = I;
+    }
+  }
 }
 
+// select_wait: the wait nodes live in this frame, which only a select that parks enters.
 template <std::size_t... I, class... Cases>
 [[gnu::noinline]] std::size_t select_wait(const select_options* opts, task_ctl* self, std::index_sequence<I...>,
                                           Cases&... cases) {
   constexpr std::size_t n = sizeof...(Cases), slots = n == 0 ? 1 : n;
-  constexpr std::size_t timeout = first_of_kind<Cases...>(case_kind::timeout);
   time_point deadline = time_point::max();
-  (deadline_if<I, timeout>(cases, deadline), ...);
+  std::size_t timeout = n;  // none
+  (earliest_deadline<I>(cases, deadline, timeout), ...);
   const std::array<case_ref, slots> refs{cases.ref()...};
   std::array<std::uint32_t, slots> order;
   std::array<chan_node, slots> nodes;
@@ -113,9 +121,8 @@ template <std::size_t... I, class... Cases>
 std::size_t select_impl(const select_options* opts, std::index_sequence<I...>, Cases&... cases) {
   constexpr std::size_t channels = count_of_kind<Cases...>(case_kind::recv) + count_of_kind<Cases...>(case_kind::send);
   constexpr std::size_t defaults = count_of_kind<Cases...>(case_kind::default_);
-  constexpr std::size_t timeouts = count_of_kind<Cases...>(case_kind::timeout);
+  static_assert(defaults <= 1, "gr::select: more than one default_case (Go: multiple defaults in select)");
   task_ctl* const self = enter_blocking_call();
-  if constexpr (defaults > 1 || timeouts > 1) throw_select_misuse(defaults, timeouts, opts);
   (bind_case(cases), ...);
 
   if constexpr (channels > 0) {
