@@ -174,6 +174,7 @@ std::string describe_select(const void* p) {
       case case_kind::send: out += "send on " + c.ch->label(); break;
       case case_kind::timeout: out += "a timeout"; break;
       case case_kind::default_: out += "default"; break;
+      case case_kind::nil: out += "a nil channel (never ready)"; break;
     }
   }
   return out;

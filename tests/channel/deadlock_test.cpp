@@ -130,6 +130,12 @@ TEST_SUITE("channel.deadlock") {
     check_no_stale_sender(b, 0, static_cast<int>(C::value));
   }
 
+  TEST_CASE("a select over nil channels only blocks forever and the report names them") {
+    gr::channel<int>* nil = nullptr;
+    const std::string report = deadlock_report([&] { gr::select(gr::recv_case(nil), gr::send_case(nil, 1)); });
+    CHECK(contains(report, "select over a nil channel (never ready), a nil channel (never ready)"));
+  }
+
   TEST_CASE("the main task can block on channels while other tasks run") {
     gr::channel<int> requests(0, "requests"), replies(0, "replies");
     auto server = gr::spawn([&] {

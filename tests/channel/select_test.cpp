@@ -378,6 +378,50 @@ TEST_SUITE("channel.select") {
     check_no_stale_receiver(a);
   }
 
+  TEST_CASE_TEMPLATE("a case on a null channel pointer never fires as Go's nil channel", C, GR_TEST_CAPACITIES) {
+    // Go's merge loop: a drained input's case is switched off by setting its pointer to null.
+    gr::channel<int> a(C::value, "a"), b(C::value, "b");
+    auto produce = [](gr::channel<int>& ch, int from) {
+      return gr::spawn([&ch, from] {
+        for (int i = from; i < from + 50; ++i) ch.send(i);
+        ch.close();
+      });
+    };
+    gr::task pa = produce(a, 0), pb = produce(b, 1000);
+    gr::channel<int>* in_a = &a;
+    gr::channel<int>* in_b = &b;
+    long sum = 0;
+    int count = 0, selects = 0;
+    while (in_a || in_b) {
+      ++selects;
+      gr::select(gr::recv_case(in_a, [&](std::optional<int> v) { v ? (sum += *v, ++count) : (in_a = nullptr, 0); }),
+                 gr::recv_case(in_b, [&](std::optional<int> v) { v ? (sum += *v, ++count) : (in_b = nullptr, 0); }));
+    }
+    CHECK(count == 100);
+    CHECK(sum == 49 * 50 / 2 + 50 * 1000 + 49 * 50 / 2);
+    CHECK(selects == 102);  // each closed input's nullopt is seen once, then never again
+    pa.join();
+    pb.join();
+
+    // A nil send case is never ready, even with a receiver waiting elsewhere; a nil recv case
+    // likewise: here the timeout fires.
+    use_clock<gr::virtual_clock> vc;
+    gr::channel<int>* nil = nullptr;
+    int value = 7;
+    CHECK(gr::select(gr::send_case(nil, value), gr::recv_case(nil), gr::timeout_case(1s)) == 2);
+    CHECK(vc.elapsed() == 1s);
+    CHECK(gr::select(gr::send_case(nil, 8), gr::default_case()) == 1);
+    // Ordered mode and a single case take the same path through ready().
+    CHECK(gr::select(gr::select_options{.ordered = true}, gr::recv_case(nil), gr::default_case()) == 1);
+  }
+
+  // A send_case of an rvalue keeps its address: select() refuses it as a named variable.
+  static_assert(!gr::detail::not_a_kept_borrowing_case<decltype(gr::send_case(std::declval<gr::channel<int>&>(), 1))&>());
+  static_assert(gr::detail::not_a_kept_borrowing_case<decltype(gr::send_case(std::declval<gr::channel<int>&>(), 1))>());
+  static_assert(gr::detail::not_a_kept_borrowing_case<
+                decltype(gr::send_case(std::declval<gr::channel<int>&>(), std::declval<const int&>()))&>());
+  static_assert(gr::detail::not_a_kept_borrowing_case<decltype(gr::recv_case(std::declval<gr::channel<int>&>()))&>());
+
   TEST_CASE("of several timeout cases the earliest fires and a tie goes to the first") {
     // Go allows several time.After cases; a second default_case does not compile (static_assert).
     use_clock<gr::virtual_clock> vc;

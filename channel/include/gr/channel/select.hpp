@@ -52,7 +52,8 @@ struct select_options {
 
 namespace detail {
 
-enum class case_kind : std::uint8_t { recv, send, timeout, default_ };
+// nil: a channel case on a null channel pointer (Go's nil channel), which never fires.
+enum class case_kind : std::uint8_t { recv, send, timeout, default_, nil };
 
 struct no_handler {};
 
@@ -72,6 +73,10 @@ struct case_ref {
   chan_core* ch;
   void* value;
 };
+
+// nil_case_ops: what a channel case made on a null channel pointer refers to: a case that never
+// fires, and that select_park registers nowhere.
+inline constexpr case_ops nil_case_ops{case_kind::nil, [](void*, const chan_node*) {}};
 
 // select_park: the parking half of select, shared by every select (see select.hpp's comment),
 // for when no case was ready and there is no default: registers a node per channel case, parks
@@ -100,7 +105,8 @@ void call_handler(F& f, Args&&... args) {
 }  // namespace detail
 
 // recv_case: receive from `ch`; `handler(std::optional<T>)` (or `handler()`) runs if it fires.
-template <class T, class F = detail::no_handler>
+// `MaybeNil`: made from a channel pointer, which may be null (Go's nil channel: never ready).
+template <class T, class F = detail::no_handler, bool MaybeNil = false>
 struct recv_case_t {
   channel<T>* ch;
   F handler;
@@ -111,6 +117,9 @@ struct recv_case_t {
   // buffered, or closed)? complete: completes it, found ready with nothing run since, and runs
   // the handler (ready() found everything take() would look for: it is not asked twice).
   bool ready() noexcept {
+    if constexpr (MaybeNil) {
+      if (!ch) return false;
+    }
     peer = ch->live_sender();
     return ch->recv_ready(peer);
   }
@@ -120,7 +129,12 @@ struct recv_case_t {
     detail::call_handler(handler, std::move(slot));
   }
 
-  detail::case_ref ref() noexcept { return {this, &ops, ch, &slot}; }
+  detail::case_ref ref() noexcept {
+    if constexpr (MaybeNil) {
+      if (!ch) return {this, &detail::nil_case_ops, nullptr, nullptr};
+    }
+    return {this, &ops, ch, &slot};
+  }
 
   static constexpr detail::case_ops ops{detail::case_kind::recv, [](void* c, const detail::chan_node*) {
                                           auto* self = static_cast<recv_case_t*>(c);
@@ -129,8 +143,10 @@ struct recv_case_t {
 };
 
 // send_case: send `value` on `ch`; `handler()` runs if it fires. An rvalue is moved from only if
-// this case fires; an lvalue is copied into the case when the case is made.
-template <class T, class F = detail::no_handler>
+// this case fires; an lvalue is copied into the case when the case is made. `MaybeNil`: see
+// recv_case_t. `Borrows`: made from an rvalue, whose address it keeps: select() accepts such a
+// case only as a temporary made in its own call (the rvalue dies at the end of that call).
+template <class T, class F = detail::no_handler, bool MaybeNil = false, bool Borrows = false>
 struct send_case_t {
   channel<T>* ch;
   T* value;
@@ -138,8 +154,13 @@ struct send_case_t {
   std::optional<T> copy{};            // holds the copy of an lvalue argument
   detail::chan_node* peer = nullptr;  // the receiver ready() found
 
+  static constexpr bool borrows_value = Borrows;
+
   // For select (detail): see recv_case_t. A closed channel is ready, and complete() throws.
   bool ready() noexcept {
+    if constexpr (MaybeNil) {
+      if (!ch) return false;
+    }
     peer = ch->live_receiver();
     return ch->send_ready(peer);
   }
@@ -151,7 +172,12 @@ struct send_case_t {
     detail::call_handler(handler);
   }
 
-  detail::case_ref ref() noexcept { return {this, &ops, ch, value}; }
+  detail::case_ref ref() noexcept {
+    if constexpr (MaybeNil) {
+      if (!ch) return {this, &detail::nil_case_ops, nullptr, nullptr};
+    }
+    return {this, &ops, ch, value};
+  }
 
   static constexpr detail::case_ops ops{detail::case_kind::send, [](void* c, const detail::chan_node* n) {
                                           auto* self = static_cast<send_case_t*>(c);
@@ -195,9 +221,10 @@ recv_case_t<T, F> recv_case(channel<T>& ch, F handler = {}) {
   return {&ch, std::move(handler)};
 }
 
-// Make cases inside the select() call: a case points at its arguments until that call ends.
+// Make cases inside the select() call: a case points at its arguments until that call ends (a
+// send_case of an rvalue kept in a variable and passed to select() does not compile).
 template <class T, class F = detail::no_handler>
-send_case_t<T, F> send_case(channel<T>& ch, std::type_identity_t<T>&& value, F handler = {}) {
+send_case_t<T, F, false, true> send_case(channel<T>& ch, std::type_identity_t<T>&& value, F handler = {}) {
   return {&ch, &value, std::move(handler)};
 }
 
@@ -205,6 +232,27 @@ template <class T, class F = detail::no_handler>
 send_case_t<T, F> send_case(channel<T>& ch, const std::type_identity_t<T>& value, F handler = {}) {
   send_case_t<T, F> c{&ch, nullptr, std::move(handler), std::optional<T>(value)};
   return c;  // value is pointed at by select() (the copy lives in the case object)
+}
+
+// recv_case / send_case on a channel pointer: a null pointer is Go's nil channel, a case that is
+// never ready and never fires. Set the pointer to null to switch a case off, e.g. once its
+// channel is closed and drained:
+//   gr::channel<int>* in = &a;
+//   while (in || ...) gr::select(gr::recv_case(in, [&](std::optional<int> v) { if (!v) in = nullptr; }), ...);
+template <class T, class F = detail::no_handler>
+recv_case_t<T, F, true> recv_case(channel<T>* ch, F handler = {}) {
+  return {ch, std::move(handler)};
+}
+
+template <class T, class F = detail::no_handler>
+send_case_t<T, F, true, true> send_case(channel<T>* ch, std::type_identity_t<T>&& value, F handler = {}) {
+  return {ch, &value, std::move(handler)};
+}
+
+template <class T, class F = detail::no_handler>
+send_case_t<T, F, true> send_case(channel<T>* ch, const std::type_identity_t<T>& value, F handler = {}) {
+  send_case_t<T, F, true> c{ch, nullptr, std::move(handler), std::optional<T>(value)};
+  return c;
 }
 
 template <class F = detail::no_handler>

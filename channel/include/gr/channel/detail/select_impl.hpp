@@ -151,14 +151,33 @@ std::size_t select_impl(const select_options* opts, std::index_sequence<I...>, C
 
 }  // namespace detail
 
+namespace detail {
+// not_a_kept_borrowing_case: a send_case made from an rvalue points at it, and the rvalue dies at
+// the end of the statement that made the case: passed to select() as a named variable (an lvalue),
+// it would send a dead object.
+template <class Arg>
+constexpr bool not_a_kept_borrowing_case() {
+  if constexpr (requires { std::remove_cvref_t<Arg>::borrows_value; })
+    return !(std::remove_cvref_t<Arg>::borrows_value && std::is_lvalue_reference_v<Arg>);
+  else
+    return true;
+}
+}  // namespace detail
+
 template <class... Cases>
 std::size_t select(const select_options& opts, Cases&&... cases) {
+  static_assert((detail::not_a_kept_borrowing_case<Cases>() && ...),
+                "gr::select: a send_case of an rvalue was kept in a variable: it points at the rvalue, which is "
+                "gone by now. Make the case inside the select() call, or send an lvalue (it is copied)");
   return detail::select_impl(&opts, std::index_sequence_for<Cases...>{}, cases...);
 }
 
 template <class First, class... Cases>
   requires(!std::is_same_v<std::remove_cvref_t<First>, select_options>)
 std::size_t select(First&& first, Cases&&... cases) {
+  static_assert(detail::not_a_kept_borrowing_case<First>() && (detail::not_a_kept_borrowing_case<Cases>() && ...),
+                "gr::select: a send_case of an rvalue was kept in a variable: it points at the rvalue, which is "
+                "gone by now. Make the case inside the select() call, or send an lvalue (it is copied)");
   return detail::select_impl(nullptr, std::index_sequence_for<First, Cases...>{}, first, cases...);
 }
 
