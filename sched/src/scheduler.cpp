@@ -826,8 +826,14 @@ namespace {
 void yield() {
   detail::sched_state& s = detail::this_sched();
   detail::require_task_context(s);
-  if (!s.timers.empty() && (++s.tick & 63) == 0) detail::fire_expired(s);
   detail::task_ctl* self = s.current;
+  // A cancellation point (Kotlin's yield, Trio's checkpoint, a Unity coroutine's next frame): an
+  // entity that waits frames with yield() stops when cancelled. Checked on entry only: a task
+  // cancelled while it waits in the ready queue returns from that yield (the direct resume runs no
+  // code of ours) and raises at its next one.
+  if (self->cancel_requested) [[unlikely]]
+    detail::throw_cancelled(s);
+  if (!s.timers.empty() && (++s.tick & 63) == 0) detail::fire_expired(s);
   detail::task_ctl* next = s.rotate_ready(self);
   if (!next) return;
   if (!s.custom) [[likely]]

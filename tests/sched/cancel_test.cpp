@@ -167,6 +167,7 @@ TEST_SUITE("sched.cancel") {
              CHECK(l.owns_lock());
              cv.wait(l);
            }},
+          {"yield", [] { gr::yield(); }},
       };
       for (const auto& [what, call] : calls) {
         try {
@@ -175,7 +176,6 @@ TEST_SUITE("sched.cancel") {
           raised_by.push_back(what);
         }
       }
-      gr::yield();  // not a cancellation point
       nonblocking_ok = m.try_lock() && sem.try_acquire();
       m.unlock();
       sem.release();
@@ -185,17 +185,18 @@ TEST_SUITE("sched.cancel") {
     t.join();
     CHECK(raised_by == std::vector<std::string>{"first sleep", "sleep_for 0", "sleep_for", "free mutex",
                                                  "semaphore with permits", "wait_group at zero",
-                                                 "join of a finished task", "condition_variable"});
+                                                 "join of a finished task", "condition_variable", "yield"});
     CHECK(nonblocking_ok);
     CHECK(finished.joinable());
     finished.join();
   }
 
-  TEST_CASE("cancel reaches a runnable task at its next blocking call") {
+  TEST_CASE("cancel reaches a runnable task at its next yield or blocking call") {
+    // An entity that waits frames with yield() (examples/game_loop.cpp) stops when cancelled.
     int steps = 0;
     auto t = gr::spawn([&] {
       gr::yield();
-      ++steps;  // runs: the cancel came while it was runnable, and yield does not raise
+      ++steps;  // runs: the cancel came while it waited in the ready queue, and that yield returns
       gr::yield();
       ++steps;
       gr::sleep_for(1h);
@@ -204,7 +205,8 @@ TEST_SUITE("sched.cancel") {
     gr::yield();  // t yields once
     t.cancel();
     t.join();
-    CHECK(steps == 2);
+    CHECK(steps == 1);
+    CHECK(t.joinable() == false);
   }
 
   TEST_CASE("a cancelled task counts as finished") {

@@ -16,7 +16,10 @@
 namespace gr {
 
 // yield: puts the current task behind every other runnable task and runs the next one; returns
-// at once if no other task is runnable. Not a cancellation point (it never blocks).
+// at once if no other task is runnable. A cancellation point: in a cancelled task it raises
+// gr::task_cancelled instead (so a task that waits frames with yield() stops when cancelled; a
+// task cancelled while it waits in the ready queue returns from that yield and raises at its next
+// one).
 void yield();
 
 // sleep_until: blocks the current task until the scheduler's clock reaches `deadline` (returns at
