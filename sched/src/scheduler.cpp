@@ -248,8 +248,11 @@ void reap(sched_state& s) noexcept { destroy_task(std::exchange(s.zombie, nullpt
 [[noreturn, gnu::cold, gnu::noinline]] void resumed_by_hand(const sched_state& s, const task_ctl& t) noexcept {
   fatal(fmt::format("{} was resumed by a greenlet switch (switch_to, kill, throw_in or inject by hand), not by "
                     "its scheduler (whose current task is {}): the greenlet a task runs on, the thread's root for "
-                    "the main task, is the scheduler's to switch while the task waits",
-                    task_label(t), task_label(*s.current)));
+                    "the main task, is the scheduler's to switch while the task waits{}",
+                    task_label(t), task_label(*s.current),
+                    t.is_main ? ". A greenlet made with no parent has the thread's root as its parent and switches "
+                                "there when it ends: inside a task, make it with gr::greenlet::current() as parent"
+                              : ""));
 }
 
 // switch_task: from the running task `from` to `to`; returns when `from` runs again. Reports the

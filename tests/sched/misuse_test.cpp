@@ -19,6 +19,7 @@
 #include <gr/sched/wait_group.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <csignal>
 #include <limits>
 #include <memory>
@@ -266,5 +267,28 @@ TEST_SUITE("sched.misuse") {
       CHECK(r.says("mutex 'shared' destroyed while locked by task #"));
       CHECK(r.says("'holder' (spawned at "));
     }
+  }
+
+  TEST_CASE("a parentless greenlet that ends inside a task names the cause and the fix") {
+    // Its parent is the thread's root, the main task's greenlet, which waits in join(): the
+    // greenlet's end switches there behind the scheduler's back (python-greenlet's default parent
+    // would be the current greenlet; gr follows cgreenlet and DESIGN.md: the root).
+    const auto r = run_in_child([] {
+      gr::spawn([] {
+        gr::greenlet gen([](void*) -> void* { return nullptr; });
+        gen.switch_to();
+      }, {.name = "generator user"}).join();
+    });
+    CHECK(r.killed_by(SIGABRT));
+    CHECK(r.says("the main task was resumed by a greenlet switch"));
+    CHECK(r.says("inside a task, make it with gr::greenlet::current() as parent"));
+
+    // With that parent it works.
+    int got = 0;
+    gr::spawn([&] {
+      gr::greenlet gen([](void* a) -> void* { return a; }, gr::greenlet::current());
+      got = static_cast<int>(reinterpret_cast<std::intptr_t>(gen.switch_to(reinterpret_cast<void*>(7))));
+    }).join();
+    CHECK(got == 7);
   }
 }
