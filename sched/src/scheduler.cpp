@@ -528,6 +528,8 @@ void wake_slow(task_ctl* t, wake_reason why) noexcept {
   s.push_ready(t);
 }
 
+std::string name_task_for_report(const task_ctl& t) { return task_label(t); }
+
 std::string describe_waiting_task(const task_ctl& t) {
   const std::string where = where_of(t);
   std::string out = task_label(t);

@@ -85,6 +85,13 @@ mutex::~mutex() {
     });
 }
 
+std::string mutex::describe_lock_wait(const void* self) {
+  const auto& m = *static_cast<const mutex*>(self);
+  // The holder's name only: describing what the holder waits on in turn could go round a cycle.
+  return fmt::format("{} (held by {})", label("mutex", m.name_, &m),
+                     m.owner_ ? detail::name_task_for_report(*m.owner_) : std::string("nobody"));
+}
+
 bool mutex::lock_until(time_point deadline, bool interruptible) {
   detail::task_ctl* self = detail::current_task();
   if (owner_ == self)
@@ -96,7 +103,7 @@ bool mutex::lock_until(time_point deadline, bool interruptible) {
     ++self->mutexes_held;
     return true;
   }
-  const detail::wait_reason why{"lock", "mutex", this, &name_};
+  const detail::wait_reason why{"lock", "mutex", this, &name_, &describe_lock_wait};
   if (interruptible) return block_until(waiters_, why, deadline, [this] { unlock(); });
   // Must end holding the lock (a condition_variable wait re-locking): a cancel only wakes us early.
   detail::wait_node me{self};

@@ -294,7 +294,7 @@ TEST_SUITE("sched.cancel") {
       m.lock();
       t.cancel();
       gr::yield();  // t wakes and must wait to take the mutex back, cancelled or not
-      CHECK(waiting_of(t.id()) == "lock mutex 'm'");
+      CHECK(waiting_of(t.id()) == "lock mutex 'm' (held by the main task)");
       CHECK(!t.done());
       m.unlock();
     }

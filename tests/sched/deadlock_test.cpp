@@ -40,6 +40,31 @@ std::string at_line(int line) { return "deadlock_test.cpp:" + std::to_string(lin
 }  // namespace
 
 TEST_SUITE("sched.deadlock") {
+  TEST_CASE("a lock-order deadlock names who holds each mutex") {
+    // The classic cycle: each task holds one mutex and waits for the other. The report says who
+    // holds what (the holder's name only, so a cycle cannot recurse).
+    gr::mutex a{"a"}, b{"b"};
+    gr::task first = gr::spawn([&] {
+      std::lock_guard la(a);
+      gr::yield();
+      std::lock_guard lb(b);
+    }, {.name = "first"});
+    gr::task second = gr::spawn([&] {
+      std::lock_guard lb(b);
+      gr::yield();
+      std::lock_guard la(a);
+    }, {.name = "second"});
+    const std::string report = deadlock_text([] { gr::scheduler::current().run(); });
+    INFO(report);
+    CHECK(contains(report, "'first': blocked, waits to lock mutex 'b' (held by task #" + std::to_string(second.id()) +
+                               " 'second'), spawned at "));
+    CHECK(contains(report, "'second': blocked, waits to lock mutex 'a' (held by task #" + std::to_string(first.id()) +
+                               " 'first'), spawned at "));
+    first.cancel();  // unwinds, releasing a: second takes it and ends
+    second.join();
+    first.join();
+  }
+
   TEST_CASE("a deadlock report lists every blocked task with what it waits on and where it was spawned") {
     gr::mutex m{"ledger"};
     gr::condition_variable cv{"ready"};
@@ -60,7 +85,7 @@ TEST_SUITE("sched.deadlock") {
     CHECK(contains(report, "gr: deadlock: every task is blocked"));
     CHECK(contains(report, "task #0 'main': blocked, waits to "));  // in run(); the wording may change
     CHECK(contains(report.substr(0, report.find("'locker'")), "run"));
-    CHECK(contains(report, "'locker': blocked, waits to lock mutex 'ledger', spawned at "));
+    CHECK(contains(report, "'locker': blocked, waits to lock mutex 'ledger' (held by the main task), spawned at "));
     CHECK(contains(report, at_line(l_locker)));
     CHECK(contains(report, "'acquirer': blocked, waits to acquire semaphore 'slots', spawned at "));
     CHECK(contains(report, at_line(l_acquirer)));

@@ -79,7 +79,7 @@ TEST_SUITE("sched.dump") {
     CHECK(contains(s, ", age 0.000 s, switches 1, stack "));
     CHECK(contains(s, " KiB now, "));
     CHECK(contains(s, " KiB peak of 256 KiB"));
-    CHECK(contains(line_of(d, "locker"), id(locker) + " 'locker': blocked, waits to lock mutex 'vault', spawned at"));
+    CHECK(contains(line_of(d, "locker"), id(locker) + " 'locker': blocked, waits to lock mutex 'vault' (held by the main task), spawned at"));
     CHECK(contains(line_of(d, "ready"), id(ready) + " 'ready': done, spawned at"));
     CHECK(contains(d, "  " + id(unnamed) + ": blocked, waits to join task 'sleeper' (#" + std::to_string(sleeper.id()) +
                           "), spawned at"));

@@ -78,7 +78,7 @@ TEST_SUITE("sched.snapshot") {
     CHECK(s->has_deadline);
     CHECK(s->deadline == gr_test::at(5s));
     CHECK(l->state == "blocked");
-    CHECK(l->waiting == "lock mutex 'vault'");
+    CHECK(l->waiting == "lock mutex 'vault' (held by the main task)");
     CHECK(!l->has_deadline);
     CHECK(j->state == "blocked");
     CHECK(j->waiting == "join task 'sleeper' (#" + std::to_string(sleeper.id()) + ")");

@@ -51,6 +51,9 @@ public:
 private:
   friend class condition_variable;
   bool lock_until(time_point deadline, bool interruptible);
+  // describe_lock_wait: what a task waiting for the mutex at `self` waits on, for reports:
+  // "mutex 'name' (held by task #3 'writer')".
+  static std::string describe_lock_wait(const void* self);
 
   detail::task_ctl* owner_ = nullptr;
   detail::wait_queue waiters_;
