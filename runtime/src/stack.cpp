@@ -211,15 +211,18 @@ void give_back_to_os(stack& s) noexcept {
 // ---- the per-thread pool -----------------------------------------------------------------------------
 
 // A few size classes, each a LIFO of stacks (the most recently used stack is the warmest).
-// Unbounded: a released stack is always kept, so the pool holds at most as many stacks as the
-// thread had in use at once, and a program that keeps N tasks alive reuses N stacks without a
-// system call, whatever N is. With a cap (it was 1,024 a class), every stack released past it went
-// back to the kernel and the next spawn mapped a fresh one: mmap, mprotect, munmap and a page
-// fault, 10 to 20 us instead of 0.25 (a user's 5,000-task rounds). The cost is memory kept after
-// a burst: the pages its tasks touched (usually one or two a stack) and, for guarded stacks, their
-// share of the guard budget, until trim_stack_pool() or the thread's end gives them back.
+// Guarded stacks are always kept: with a cap (it was 1,024 a class for every kind), each one
+// released past it was unmapped and the next spawn mapped a fresh one (mmap, mprotect, munmap and
+// a page fault: 10 to 20 us instead of 0.25, a user's 5,000-task rounds). Their number is bounded
+// by the process's guard budget (about 28,000), and so is the memory a burst leaves here: the
+// pages its tasks touched, usually one or two a stack, until trim_stack_pool() or the thread's end.
+// Slab stacks (the ones past the guard budget, a million tasks' worth) are kept up to
+// max_slab_per_class: past it they go back to their slab, whose pages are given back to the
+// kernel there (a madvise and a lock, no new mapping), so a burst of a million tasks does not
+// keep gigabytes resident.
 struct thread_pool {
   static constexpr std::size_t max_classes = 8;
+  static constexpr std::size_t max_slab_per_class = 1024;
 
   struct size_class {
     std::size_t size = 0;
@@ -340,7 +343,7 @@ void release_stack(stack s) noexcept {
     return;
   }
   thread_pool::size_class* c = tp ? tp->find(s.size) : nullptr;
-  if (c) [[likely]] {
+  if (c && (s.origin == stack::kind::guarded || c->free.size() < thread_pool::max_slab_per_class)) [[likely]] {
     if (c->free.size() < c->free.capacity()) [[likely]] {
       // Tell the compiler push_back cannot reallocate here: then this path needs no stack frame.
       if (c->free.size() == c->free.capacity()) __builtin_unreachable();

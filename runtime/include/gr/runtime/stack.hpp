@@ -83,9 +83,10 @@ inline constexpr std::size_t min_stack_size = 8 * 1024;
 // vm.max_map_count when that limit is the cause.
 stack allocate_stack(std::size_t size = 0);
 
-// release_stack: gives a stack back. It is kept in this thread's pool for reuse (the pool holds
-// every stack released on the thread that is not taken again: at most as many as were in use at
-// once; trim_stack_pool() gives them back); user stacks are only forgotten. Never throws.
+// release_stack: gives a stack back. It is kept in this thread's pool for reuse: every guarded
+// stack (at most the guard budget's worth), and slab stacks up to a thousand or so a size (past
+// that they return to their slab and their memory to the kernel); trim_stack_pool() gives the
+// pool back. User stacks are only forgotten. Never throws.
 void release_stack(stack s) noexcept;
 
 // user_stack: wraps caller-owned memory as a stack (no allocation). The memory must stay valid
