@@ -5,6 +5,7 @@
 #include <gr/greenlet/greenlet.hpp>
 
 #include "child_process.hpp"
+#include "overflow_util.hpp"
 #include "test_util.hpp"
 
 #include <csignal>
@@ -13,30 +14,13 @@
 #include <memory>
 #include <string>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define GR_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define GR_TEST_ASAN 1
-#endif
-#endif
-
 namespace {
-
-// recurse_until_overflow: frames of about 300 bytes each, far more than any test stack holds.
-[[gnu::noinline]] std::size_t recurse_until_overflow(std::size_t depth) {
-  volatile char pad[256];
-  pad[0] = 1;
-  if (depth > 100'000'000) return 0;
-  const std::size_t below = recurse_until_overflow(depth + 1);
-  return below + static_cast<std::size_t>(pad[0]);
-}
 
 // overflow_in_child: a greenlet named "deep-diver" with a guarded 64 KiB stack recurses until it
 // hits the guard page.
 gr_test::child_result overflow_in_child() {
   return gr_test::run_in_child([] {
-    gr::greenlet g([](void*) -> void* { return gr_test::num(static_cast<std::intptr_t>(recurse_until_overflow(0))); },
+    gr::greenlet g([](void*) -> void* { return gr_test::num(static_cast<std::intptr_t>(gr_test::recurse_until_overflow(0))); },
                    nullptr, 64 * 1024);
     g.set_name("deep-diver");
     if (g.stack_region().origin != gr::stack::kind::guarded) ::_exit(4);

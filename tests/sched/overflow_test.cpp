@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "child_process.hpp"
+#include "overflow_util.hpp"
 #include "test_util.hpp"
 
 #include <gr/greenlet/greenlet.hpp>
@@ -20,25 +21,9 @@
 #include <string>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define GR_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define GR_TEST_ASAN 1
-#endif
-#endif
-
 namespace {
 
-[[gnu::noinline]] std::size_t recurse_until_overflow(std::size_t depth) {
-  volatile char pad[256];
-  pad[0] = 1;
-  if (depth > 100'000'000) return 0;
-  const std::size_t below = recurse_until_overflow(depth + 1);
-  return below + static_cast<std::size_t>(pad[0]);
-}
-
-// expected_line: the message the child's task should get, written by the task itself on stderr
+// announce: the message the child's task should get, written by the task itself on stderr
 // after "expect: " (its id and usable stack size are known only there), so the parent can look
 // for it.
 void announce(const char* name, const std::source_location& where, const char* how) {
@@ -63,7 +48,7 @@ gr_test::child_result overflow_task_in_child(const char* name) {
         [name, where] {
           if (gr::greenlet::current()->stack_region().origin != gr::stack::kind::guarded) ::_exit(4);
           announce(name, where, ": hit the guard page");
-          recurse_until_overflow(0);
+          gr_test::recurse_until_overflow(0);
         },
         {.name = name, .stack_size = 64 * 1024}, where);
     t.join();
