@@ -915,16 +915,17 @@ bool scheduler::run_for(duration budget) {
       if (s.timers.empty()) break;
       const time_point next = s.timers.front()->deadline;
       if (next > end || !s.clk->wait_until(next)) break;
+      if (detail::debug_hooked()) detail::dump_if_asked();  // a signal may have ended the wait
       continue;
     }
-    const time_point before = s.clk->now();
+    const bool passive = s.clk->passive();
+    const time_point before = passive ? s.clk->now() : time_point{};
     run_once();
     const time_point after = s.clk->now();
-    // A clock that did not move during a frame while tasks stay runnable (a manual clock, which
-    // only the program advances; a virtual clock, which moves only when every task waits) would
-    // never spend the budget: stop, as after run_once(). No budget (duration::max()) means "until
-    // nothing is runnable" whatever the clock does.
-    if (after >= end || (after == before && end != time_point::max() && !s.ready_empty())) break;
+    // A passive clock (a manual clock, which only the program advances) that did not move during
+    // a frame never will within this call: stop, as after run_once(), rather than spin on a
+    // budget nothing spends. No budget (duration::max()) means "until nothing is runnable".
+    if (after >= end || (passive && after == before && end != time_point::max())) break;
   }
   return s.live > 0;
 }

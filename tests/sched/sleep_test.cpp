@@ -4,6 +4,7 @@
 #include "test_util.hpp"
 
 #include <gr/sched/scheduler.hpp>
+#include <gr/sched/semaphore.hpp>
 #include <gr/sched/task.hpp>
 #include <gr/sched/this_task.hpp>
 
@@ -203,10 +204,11 @@ TEST_SUITE("sched.sleep") {
     CHECK(woke);
   }
 
-  TEST_CASE("run_for on a clock that does not move runs one frame while a task keeps yielding") {
-    // The budget is clock time: on a manual clock nobody advances, or a virtual clock while a task
-    // is runnable, it would never be spent (run_for spun for good). The spinner stops on its own
-    // after `bound` frames, so the old behaviour fails the check instead of hanging.
+  TEST_CASE("run_for on a manual clock nobody advances runs one frame while a task keeps yielding") {
+    // The budget is clock time: on a manual clock nobody advances it would never be spent (run_for
+    // spun for good). A virtual clock moves when every task waits: yielding tasks run on, as in
+    // run(). The spinner stops on its own after `bound` frames, so the old behaviour fails the
+    // check instead of hanging.
     constexpr int bound = 1000;
     auto frames_of_one_run_for = [&](auto& clock_guard) {
       (void)clock_guard;
@@ -228,8 +230,36 @@ TEST_SUITE("sched.sleep") {
     }
     SUBCASE("virtual clock") {
       gr_test::use_clock<gr::virtual_clock> vc;
-      CHECK(frames_of_one_run_for(vc) == 1);
+      CHECK(frames_of_one_run_for(vc) == bound);
     }
+  }
+
+  TEST_CASE("run_for on a virtual clock runs past frames that wake tasks") {
+    // Each release wakes a task behind the main task: it is still queued when a frame ends, and
+    // virtual time has not moved. run_for must go on to the sleep and the budget.
+    gr_test::use_clock<gr::virtual_clock> vc;
+    gr::semaphore items{0, "items"};
+    int got = 0;
+    bool slept = false;
+    gr::spawn([&] {
+      for (int i = 0; i < 10; ++i) {
+        items.release();  // wakes the taker: queued behind the main task, for the next frame
+        gr::yield();
+      }
+      gr::sleep_for(2s);
+      slept = true;
+    }).detach();
+    gr::spawn([&] {
+      for (int i = 0; i < 10; ++i) {
+        items.acquire();
+        ++got;
+      }
+    }).detach();
+    CHECK_FALSE(gr::scheduler::current().run_for(5s));
+    CHECK(got == 10);
+    CHECK(slept);
+    CHECK(vc.elapsed() == 2s);
+    gr::scheduler::current().run();  // (had run_for stopped early, the semaphore would die waited on)
   }
 
   TEST_CASE("run_for on a manual clock that a task advances runs until the budget is spent") {

@@ -59,6 +59,10 @@ public:
   // true early (the steady clock does on a signal): the scheduler then checks its timers and
   // waits again.
   virtual bool wait_until(time_point tp) = 0;
+  // passive: whether the clock's time moves only when the program moves it (manual_clock).
+  // scheduler::run_for() then stops after a frame in which it did not move, instead of running
+  // frames for a budget that nothing spends.
+  virtual bool passive() const noexcept { return false; }
 };
 
 class steady_clock_source final : public clock {
@@ -86,6 +90,7 @@ public:
   explicit manual_clock(time_point start = time_point{}) noexcept : now_(start) {}
   time_point now() noexcept override { return now_; }
   bool wait_until(time_point) override { return false; }
+  bool passive() const noexcept override { return true; }
   void advance(duration d) noexcept { now_ += d; }
   void set(time_point tp) noexcept { now_ = tp; }
 

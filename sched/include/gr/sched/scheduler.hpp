@@ -76,10 +76,10 @@ public:
   // run_for: runs frames until `budget` of clock time is spent or nothing is runnable, waiting for
   // timers due within the budget (on clocks that can wait). Returns whether tasks remain. A budget
   // of zero or less (a frame that overran) still runs one frame, so tasks always make progress;
-  // duration::max() runs until nothing is runnable. A finite budget also stops after a frame
-  // during which the clock did not move: a manual_clock (which only the program advances) or a
-  // virtual_clock (which moves only when every task waits) would otherwise never spend it while a
-  // task keeps yielding.
+  // duration::max() runs until nothing is runnable. On a passive clock (gr::clock::passive(): a
+  // manual_clock, which only the program advances) a finite budget also stops after a frame in
+  // which the clock did not move: nothing would ever spend it. (A virtual_clock moves when every
+  // task waits, so tasks that keep yielding run on, as in run().)
   bool run_for(duration budget);
 
   // set_clock: times sleeps and deadlines by `c` from now on (see gr::clock). `c` must outlive its
