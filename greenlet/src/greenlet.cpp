@@ -287,7 +287,10 @@ struct greenlet_access {
     if (!ts || !ts->current) return false;
     const greenlet* g = ts->current;
     out.stk = &g->stack_;
-    g->describe_running(out);
+    out.owner = g;
+    out.describe = [](detail::running_stack& rs) noexcept {
+      static_cast<const greenlet*>(rs.owner)->describe_running(rs);
+    };
     return true;
   }
   // broken_canary: leave()'s diagnosis, out of line (leave is inlined into every switch).

@@ -97,6 +97,7 @@ void on_segv(int sig, siginfo_t* info, void* uctx) {
     const auto base = reinterpret_cast<std::uintptr_t>(rs.stk->base);
     const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
     if (addr < base && addr >= base - page) {
+      if (rs.describe) rs.describe(rs);
       sig_buf b;
       describe_overflow(b, rs, ": hit the guard page");
       b.flush(STDERR_FILENO);

@@ -216,10 +216,13 @@ void give_back_to_os(stack& s) noexcept {
 // a page fault: 10 to 20 us instead of 0.25, a user's 5,000-task rounds). Their number is bounded
 // by the process's guard budget (about 28,000), and so is the memory a burst leaves here: the
 // pages its tasks touched, usually one or two a stack, until trim_stack_pool() or the thread's end.
-// Slab stacks (the ones past the guard budget, a million tasks' worth) are kept up to
-// max_slab_per_class: past it they go back to their slab, whose pages are given back to the
-// kernel there (a madvise and a lock, no new mapping), so a burst of a million tasks does not
-// keep gigabytes resident.
+// Slab stacks (the ones past the guard budget, a million tasks' worth) are kept only while their
+// class holds fewer than max_slab_per_class stacks (guarded ones included): past it they go back
+// to their slab, whose pages are given back to the kernel there (a madvise and a lock, no new
+// mapping), so a burst of a million tasks does not keep gigabytes resident. A pool's guarded
+// stacks hold their share of the process's guard budget: a new stack of another size takes this
+// thread's share back when the budget is spent (reclaim_guard_budget); other threads' shares
+// stay theirs until they trim.
 struct thread_pool {
   static constexpr std::size_t max_classes = 8;
   static constexpr std::size_t max_slab_per_class = 1024;
@@ -285,10 +288,35 @@ inline thread_pool* pool() {
 namespace {
 // new_stack: a pool miss: a fresh mapping (or slab slot), registered with valgrind. Out of line,
 // so the pool hit that allocate_stack() makes on almost every spawn needs no stack frame.
+// reclaim_guard_budget: unmaps this thread's pooled guarded stacks of sizes other than `size`,
+// whose guard pages the budget counts; true if there was any. Another thread's pool is its own
+// (unsynchronized): trim_stack_pool() on that thread gives its share back.
+bool reclaim_guard_budget(thread_pool* tp, std::size_t size) noexcept {
+  if (!tp) return false;
+  bool freed = false;
+  for (auto& c : tp->classes) {
+    if (c.size == size || c.size == 0) continue;
+    auto kept = c.free.begin();
+    for (auto& st : c.free) {
+      if (st.origin == stack::kind::guarded) {
+        give_back_to_os(st);
+        freed = true;
+      } else {
+        *kept++ = st;
+      }
+    }
+    c.free.erase(kept, c.free.end());
+  }
+  return freed;
+}
+
 [[gnu::noinline]] stack new_stack(std::size_t size) {
   static thread_local unsigned next_colour = 0;
   stack s;
-  if (!map_guarded(size, s)) s = take_slab_slot(size);
+  // The guard budget spent, maybe by this thread's own pool of another size (a burst of small
+  // tasks, then a deep recursion asking for a big stack): that share comes back first.
+  if (!map_guarded(size, s) && !(reclaim_guard_budget(tls_pool, size) && map_guarded(size, s)))
+    s = take_slab_slot(size);
   s.colour = static_cast<std::uint8_t>(next_colour++ % stack::colours);
   register_valgrind(s);
   return s;

@@ -76,6 +76,9 @@ void unregister_scheduler(sched_state& s) noexcept {
 }
 
 void dump_if_asked() noexcept {
+  // Not while the thread's tasks are being unwound: what they wait on may be gone with the frames
+  // of tasks unwound before them. The request stays for another scheduler.
+  if (shutting_down()) return;
   if ((g_debug.load(std::memory_order_relaxed) & debug_dump) &&
       (g_debug.fetch_and(~debug_dump, std::memory_order_relaxed) & debug_dump)) {
     try {

@@ -78,10 +78,11 @@ constexpr auto nothing_to_give_back = [] {};
 
 mutex::~mutex() {
   if (owner_ || !waiters_.empty())
+    // The owner is not described: one unwound at its thread's exit while holding a lock taken
+    // by hand (no guard) is freed by now.
     destroyed_with_waiters(waiters_, [&] {
-      return fmt::format("{} destroyed while locked by {}{}", label("mutex", name_, this),
-                         owner_ ? detail::describe_waiting_task(*owner_) : "nobody",
-                         waiters_.empty() ? "" : ", and tasks wait for it:");
+      return fmt::format("{} destroyed while {}", label("mutex", name_, this),
+                         waiters_.empty() ? "locked" : "locked, and tasks wait for it:");
     });
 }
 

@@ -189,4 +189,22 @@ TEST_SUITE("runtime.pool") {
     gr::trim_stack_pool();
     gr::set_guard_budget(old_budget);
   }
+
+  TEST_CASE("a stack of another size takes back the guard budget this thread's pool holds") {
+    // A burst of small tasks leaves the budget in the pool; a deep recursion then asks for a big
+    // stack, which must still get a guard page rather than a slab slot.
+    gr::trim_stack_pool();
+    const std::size_t old_budget = gr::set_guard_budget(gr::stack_statistics().guarded_live + 8);
+    std::vector<gr::stack> small;
+    for (int i = 0; i < 8; ++i) small.push_back(gr::allocate_stack(32 * 1024));
+    for (const auto& s : small) CHECK(s.origin == gr::stack::kind::guarded);
+    for (auto& s : small) gr::release_stack(s);
+    CHECK(gr::stack_statistics().pooled == 8);  // the whole budget, pooled
+    gr::stack big = gr::allocate_stack(512 * 1024);
+    CHECK(big.origin == gr::stack::kind::guarded);
+    CHECK(gr::stack_statistics().pooled == 0);  // the small ones were unmapped for it
+    gr::release_stack(big);
+    gr::trim_stack_pool();
+    gr::set_guard_budget(old_budget);
+  }
 }

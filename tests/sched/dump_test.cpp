@@ -169,6 +169,7 @@ TEST_SUITE("sched.dump") {
     struct steady_once final : gr::clock {
       gr::steady_clock_source steady;
       gr::duration offset{};
+      std::atomic<bool> waiting{false};  // the first wait has begun: a signal now is one in the wait
       std::atomic<bool> first_wait_over{false};
       int waits = 0;
       std::function<bool()> dumped;
@@ -176,6 +177,7 @@ TEST_SUITE("sched.dump") {
       gr::time_point now() noexcept override { return steady.now() + offset; }
       bool wait_until(gr::time_point tp) override {
         if (++waits == 1) {
+          waiting = true;
           steady.wait_until(std::min(tp - offset, steady.now() + 5s));
           first_wait_over = true;
           return true;
@@ -194,7 +196,11 @@ TEST_SUITE("sched.dump") {
       gr::scheduler::current().set_clock(clock);
       auto sleeper = gr::spawn([] { gr::sleep_for(1h); }, {.name = "hour sleeper"});
       const pthread_t scheduler_thread = ::pthread_self();
-      std::thread signaller([&] {  // until the wait is over, in case one signal came just before it
+      // Signals start once the scheduler is in its wait (one sent earlier would be printed at the
+      // main task's switch, which the old code did too), and go on until the wait is over, in case
+      // one came between the flag and the sleep.
+      std::thread signaller([&] {
+        while (!clock.waiting) std::this_thread::sleep_for(1ms);
         while (!clock.first_wait_over) {
           ::pthread_kill(scheduler_thread, SIGUSR1);
           std::this_thread::sleep_for(10ms);

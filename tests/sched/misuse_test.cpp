@@ -252,7 +252,7 @@ TEST_SUITE("sched.misuse") {
       CHECK(r.says("'entrant' (spawned at "));
       CHECK(r.says("which waits to acquire semaphore 'gate'"));
     }
-    SUBCASE("mutex held by a task") {
+    SUBCASE("mutex held by a task and waited for") {
       const auto r = run_in_child([] {
         auto m = std::make_unique<gr::mutex>("shared");
         gr::spawn([&] {
@@ -260,12 +260,14 @@ TEST_SUITE("sched.misuse") {
           gr::yield();  // the main task destroys the mutex now
           m->unlock();
         }, {.name = "holder"}).detach();
+        gr::spawn([&] { m->lock(); }, {.name = "waiter"}).detach();
         gr::scheduler::current().run_once();
         m.reset();
       });
       CHECK(r.killed_by(SIGABRT));
-      CHECK(r.says("mutex 'shared' destroyed while locked by task #"));
-      CHECK(r.says("'holder' (spawned at "));
+      CHECK(r.says("mutex 'shared' destroyed while locked, and tasks wait for it:\n  task #"));
+      CHECK(r.says("'waiter' (spawned at "));
+      CHECK(r.says("which waits to lock mutex 'shared' (held by task #"));
     }
   }
 

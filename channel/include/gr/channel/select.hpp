@@ -222,7 +222,7 @@ recv_case_t<T, F> recv_case(channel<T>& ch, F handler = {}) {
 }
 
 // Make cases inside the select() call: a case points at its arguments until that call ends (a
-// send_case of an rvalue kept in a variable and passed to select() does not compile).
+// send_case of an rvalue kept in a variable and passed to select() by name does not compile).
 template <class T, class F = detail::no_handler>
 send_case_t<T, F, false, true> send_case(channel<T>& ch, std::type_identity_t<T>&& value, F handler = {}) {
   return {&ch, &value, std::move(handler)};

@@ -84,9 +84,11 @@ inline constexpr std::size_t min_stack_size = 8 * 1024;
 stack allocate_stack(std::size_t size = 0);
 
 // release_stack: gives a stack back. It is kept in this thread's pool for reuse: every guarded
-// stack (at most the guard budget's worth), and slab stacks up to a thousand or so a size (past
-// that they return to their slab and their memory to the kernel); trim_stack_pool() gives the
-// pool back. User stacks are only forgotten. Never throws.
+// stack (at most the guard budget's worth), and slab stacks while the pool holds fewer than
+// 1,024 stacks of that size (past that they return to their slab and their memory to the
+// kernel). Pooled guarded stacks keep their share of the process's guard budget: another thread
+// that runs out of it gets slab stacks until this one calls trim_stack_pool() or ends. User
+// stacks are only forgotten. Never throws.
 void release_stack(stack s) noexcept;
 
 // user_stack: wraps caller-owned memory as a stack (no allocation). The memory must stay valid
@@ -140,6 +142,11 @@ struct running_stack {
   unsigned long long id = 0;      // a task's id
   const char* file = nullptr;     // where a task was spawned, null or empty if unknown
   unsigned line = 0;
+  // describe: fills in the fields after stk from owner, called by the overflow handler only once
+  // the fault is known to be on stk's guard page (a wild pointer elsewhere may have broken the
+  // owner too, and the fault then goes to the previous handler untouched). Null: stk and owner
+  // are all there is.
+  void (*describe)(running_stack& self) noexcept = nullptr;
 };
 
 // canary_failure: the message of a broken canary on `rs.stk`, then abort. Cold and never

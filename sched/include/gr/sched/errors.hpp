@@ -6,7 +6,7 @@
 namespace gr {
 
 // task_cancelled: raised inside a cancelled task at its current or next blocking call (sleep,
-// join, lock, wait, channel operations), and at every blocking call after that until the task
+// join, lock, wait, channel operations) or yield(), and at every one after that until the task
 // ends (cancellation is sticky, as in libdill and Trio, so cleanup cannot block forever). Not a
 // std::exception, so `catch (const std::exception&)` lets it pass. A task that ends by it counts
 // as finished normally: join() returns and nothing is reported.

@@ -74,8 +74,9 @@ public:
   void detach() noexcept;
 
   // cancel: asks the task to stop. It raises gr::task_cancelled inside the task at its current
-  // blocking call, or its next one; a task that has not started yet never runs its function.
-  // Sticky: every later blocking call of the task raises it too. No-op once the task is done.
+  // blocking call, or its next one or its next yield(); a task that has not started yet never runs
+  // its function. Sticky: every later blocking call or yield of the task raises it too. No-op once
+  // the task is done.
   // Call it on the task's own thread: from another one it aborts, naming the task.
   void cancel() noexcept;
 

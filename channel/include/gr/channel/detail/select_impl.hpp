@@ -152,9 +152,10 @@ std::size_t select_impl(const select_options* opts, std::index_sequence<I...>, C
 }  // namespace detail
 
 namespace detail {
-// not_a_kept_borrowing_case: a send_case made from an rvalue points at it, and the rvalue dies at
-// the end of the statement that made the case: passed to select() as a named variable (an lvalue),
-// it would send a dead object.
+// not_a_kept_borrowing_case: a send_case made from an rvalue points at it, and a temporary dies at
+// the end of the statement that made the case: passed to select() by name (an lvalue), it would
+// send a dead object. Refused whatever the rvalue was (a std::move(v) of a live v too: the case
+// cannot tell); std::move of the kept case itself gets past this check, as any cast would.
 template <class Arg>
 constexpr bool not_a_kept_borrowing_case() {
   if constexpr (requires { std::remove_cvref_t<Arg>::borrows_value; })
@@ -167,8 +168,9 @@ constexpr bool not_a_kept_borrowing_case() {
 template <class... Cases>
 std::size_t select(const select_options& opts, Cases&&... cases) {
   static_assert((detail::not_a_kept_borrowing_case<Cases>() && ...),
-                "gr::select: a send_case of an rvalue was kept in a variable: it points at the rvalue, which is "
-                "gone by now. Make the case inside the select() call, or send an lvalue (it is copied)");
+                "gr::select: a send_case of an rvalue is passed by name: the case points at that rvalue, which a "
+                "temporary no longer is by now. Make the case inside the select() call (send_case(ch, "
+                "std::move(v)) there), or make it from an lvalue (which is copied into the case)");
   return detail::select_impl(&opts, std::index_sequence_for<Cases...>{}, cases...);
 }
 
@@ -176,8 +178,9 @@ template <class First, class... Cases>
   requires(!std::is_same_v<std::remove_cvref_t<First>, select_options>)
 std::size_t select(First&& first, Cases&&... cases) {
   static_assert(detail::not_a_kept_borrowing_case<First>() && (detail::not_a_kept_borrowing_case<Cases>() && ...),
-                "gr::select: a send_case of an rvalue was kept in a variable: it points at the rvalue, which is "
-                "gone by now. Make the case inside the select() call, or send an lvalue (it is copied)");
+                "gr::select: a send_case of an rvalue is passed by name: the case points at that rvalue, which a "
+                "temporary no longer is by now. Make the case inside the select() call (send_case(ch, "
+                "std::move(v)) there), or make it from an lvalue (which is copied into the case)");
   return detail::select_impl(nullptr, std::index_sequence_for<First, Cases...>{}, first, cases...);
 }
 
