@@ -1,19 +1,32 @@
 #include <gr/runtime/error.hpp>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 
 namespace gr::detail {
+namespace {
+std::atomic<abort_hook> g_abort_hook{nullptr};
+
+// before_abort: the hook, once (exchanged out, so an abort inside it does not run it again).
+void before_abort() noexcept {
+  if (abort_hook fn = g_abort_hook.exchange(nullptr)) fn();
+}
+}  // namespace
+
+abort_hook set_abort_hook(abort_hook fn) noexcept { return g_abort_hook.exchange(fn); }
 
 void assert_fail(const char* expr, const char* file, int line, const char* msg) noexcept {
   std::fprintf(stderr, "gr: %s:%d: assertion `%s` failed: %s\n", file, line, expr, msg);
   std::fflush(stderr);
+  before_abort();
   std::abort();
 }
 
 void fatal(const std::string& msg) noexcept {
   std::fprintf(stderr, "gr: %s\n", msg.c_str());
   std::fflush(stderr);
+  before_abort();
   std::abort();
 }
 

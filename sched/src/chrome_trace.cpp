@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <string>
@@ -163,8 +164,14 @@ struct chrome_writer {
     }
   }
 
-  bool write() {
-    std::lock_guard lock(m);
+  // write: closes every open span at now and writes the file. `try_only`: give up (false) rather
+  // than wait if the events are being added to (an abort from inside the hook).
+  bool write(bool try_only = false) {
+    std::unique_lock lock(m, std::defer_lock);
+    if (!try_only)
+      lock.lock();
+    else if (!lock.try_lock())
+      return false;
     const double ts = now_us();
     for (auto& [key, t] : tracks) close(key.first, key.second, t, ts);
     std::FILE* f = std::fopen(path.c_str(), "w");
@@ -184,6 +191,30 @@ chrome_writer* g_writer = nullptr;  // guarded by g_writer_mutex; its events by 
 
 void chrome_hook(const trace_event& e, void* user) { static_cast<chrome_writer*>(user)->on_event(e); }
 
+// write_on_abort: the trace so far, when the process is about to die (a gr fatal error, or
+// std::terminate: an uncaught deadlock_error, say), which is when it is wanted most. Best effort:
+// skipped if the abort came from inside the writer. Nothing is written twice: the writer is
+// dropped (and leaked: the process is ending).
+void write_on_abort() noexcept {
+  std::unique_lock lock(g_writer_mutex, std::try_to_lock);
+  if (!lock.owns_lock() || !g_writer) return;
+  set_trace_hook(nullptr);
+  chrome_writer* w = std::exchange(g_writer, nullptr);
+  try {
+    if (w->write(true)) std::fprintf(stderr, "gr: the Chrome trace so far is in %s\n", w->path.c_str());
+  } catch (...) {
+  }
+}
+
+std::terminate_handler g_previous_terminate = nullptr;
+
+// on_terminate: writes the trace, then does what the previous handler did.
+[[noreturn]] void on_terminate() noexcept {
+  write_on_abort();
+  if (g_previous_terminate) g_previous_terminate();
+  std::abort();
+}
+
 }  // namespace
 
 void start_chrome_trace(const std::string& path) {
@@ -192,6 +223,13 @@ void start_chrome_trace(const std::string& path) {
   g_writer = new chrome_writer();
   g_writer->path = path;
   set_trace_hook(&chrome_hook, g_writer);
+  // Once per process: the hooks stay, and do nothing while no trace is recorded.
+  static const bool hooked = [] {
+    detail::set_abort_hook(&write_on_abort);
+    g_previous_terminate = std::set_terminate(&on_terminate);
+    return true;
+  }();
+  (void)hooked;
 }
 
 bool stop_chrome_trace() {

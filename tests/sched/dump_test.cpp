@@ -2,6 +2,7 @@
 // tasks alive, which prints the same lines.
 #include <doctest/doctest.h>
 
+#include "child_process.hpp"
 #include "test_util.hpp"
 #include "thread_check.hpp"
 
@@ -9,17 +10,21 @@
 #include <gr/sched/mutex.hpp>
 #include <gr/sched/scheduler.hpp>
 #include <gr/sched/task.hpp>
+#include <gr/sched/semaphore.hpp>
 #include <gr/sched/this_task.hpp>
+#include <gr/sched/trace.hpp>
 
-#include <atomic>
-#include <functional>
-#include <thread>
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include <pthread.h>
 #include <unistd.h>
@@ -215,6 +220,49 @@ TEST_SUITE("sched.dump") {
     INFO(text);
     CHECK(clock.waits == 2);
     CHECK(clock.dumped_before_second_wait);
+  }
+
+  TEST_CASE("a Chrome trace being recorded is written when the process dies") {
+    // Written at exit before; a gr fatal error or std::terminate (an uncaught deadlock_error)
+    // left no file, when it was wanted most.
+    const std::string path = "/tmp/gr_trace_on_abort_" + std::to_string(::getpid()) + ".json";
+    auto file_text = [&] {
+      std::ifstream f(path);
+      std::stringstream ss;
+      ss << f.rdbuf();
+      return ss.str();
+    };
+    SUBCASE("by a gr fatal error") {
+      std::remove(path.c_str());
+      const auto r = gr_test::run_in_child([&] {
+        gr::start_chrome_trace(path);
+        auto gate = std::make_unique<gr::semaphore>(0, "gate");
+        gr::spawn([&] { gate->acquire(); }, {.name = "entrant"}).detach();
+        gr::scheduler::current().run_once();
+        gate.reset();  // destroyed while the entrant waits: fatal
+      });
+      INFO(r.err);
+      CHECK(r.killed_by(SIGABRT));
+      CHECK(r.says("gr: the Chrome trace so far is in " + path));
+      const std::string text = file_text();
+      CHECK(contains(text, "\"traceEvents\""));
+      CHECK(contains(text, "entrant"));
+    }
+    SUBCASE("by std::terminate") {
+      std::remove(path.c_str());
+      const auto r = gr_test::run_in_child([&] {
+        gr::start_chrome_trace(path);
+        gr::semaphore gate{0, "gate"};
+        gr::spawn([&] { gate.acquire(); }, {.name = "stuck"}).detach();
+        [&]() noexcept { gr::scheduler::current().run(); }();  // deadlock_error: terminate
+      });
+      INFO(r.err);
+      CHECK(r.killed_by(SIGABRT));
+      CHECK(r.says("gr: the Chrome trace so far is in " + path));
+      CHECK(r.says("terminate called"));  // the previous handler still runs
+      CHECK(contains(file_text(), "stuck"));
+    }
+    std::remove(path.c_str());
   }
 
   TEST_CASE("a scheduler destroyed with tasks alive reports them in the dump format") {

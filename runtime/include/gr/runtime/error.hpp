@@ -26,6 +26,11 @@ namespace detail {
 // fatal: prints "gr: <msg>" on stderr and aborts. For errors that cannot be thrown (destructors,
 // the final switch of a greenlet).
 [[noreturn]] void fatal(const std::string& msg) noexcept;
+// set_abort_hook: `fn` runs once, after the message and before the abort, when fatal() or a
+// failed assertion ends the process: a layer above saves what it can then (the scheduler writes
+// a Chrome trace that is being recorded). One per process; returns the one it replaces.
+using abort_hook = void (*)() noexcept;
+abort_hook set_abort_hook(abort_hook fn) noexcept;
 }  // namespace detail
 
 }  // namespace gr

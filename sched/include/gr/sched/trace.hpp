@@ -61,8 +61,9 @@ trace_hook set_trace_hook(trace_hook hook, void* user = nullptr) noexcept;
 std::string describe_wait(const detail::wait_reason& why);
 
 // start_chrome_trace: records events from now on, to be written to `path` as Chrome Trace Event
-// JSON by stop_chrome_trace() or at exit. Replaces the trace hook. Throws gr::error if a trace is
-// already being recorded.
+// JSON by stop_chrome_trace() or at exit, or when the process dies by a gr fatal error or
+// std::terminate (its spans closed at that moment; stderr says where it went). Not on a signal
+// such as Ctrl-C. Replaces the trace hook. Throws gr::error if a trace is already being recorded.
 void start_chrome_trace(const std::string& path);
 // stop_chrome_trace: removes the hook and writes the file. Returns false (and says why on stderr)
 // if it cannot be written. No-op when no trace is being recorded.
