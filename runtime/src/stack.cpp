@@ -286,8 +286,6 @@ inline thread_pool* pool() {
 }  // namespace
 
 namespace {
-// new_stack: a pool miss: a fresh mapping (or slab slot), registered with valgrind. Out of line,
-// so the pool hit that allocate_stack() makes on almost every spawn needs no stack frame.
 // reclaim_guard_budget: unmaps this thread's pooled guarded stacks of sizes other than `size`,
 // whose guard pages the budget counts; true if there was any. Another thread's pool is its own
 // (unsynchronized): trim_stack_pool() on that thread gives its share back.
@@ -310,6 +308,8 @@ bool reclaim_guard_budget(thread_pool* tp, std::size_t size) noexcept {
   return freed;
 }
 
+// new_stack: a pool miss: a fresh mapping (or slab slot), registered with valgrind. Out of line,
+// so the pool hit that allocate_stack() makes on almost every spawn needs no stack frame.
 [[gnu::noinline]] stack new_stack(std::size_t size) {
   static thread_local unsigned next_colour = 0;
   stack s;

@@ -162,11 +162,14 @@ void timer_remove(sched_state& s, task_ctl* t) noexcept {
 
 // ---- reports -------------------------------------------------------------------------------------
 
-// task_label: how messages name a task: "task #3 'name'", "task #3" unnamed, "the main task".
+}  // namespace
+
 std::string task_label(const task_ctl& t) {
   if (t.is_main) return "the main task";
   return t.name.empty() ? fmt::format("task #{}", t.id) : fmt::format("task #{} '{}'", t.id, t.name);
 }
+
+namespace {
 
 std::string where_of(const task_ctl& t) {
   if (t.is_main || !t.spawned_at.file_name() || !*t.spawned_at.file_name()) return {};
@@ -204,13 +207,21 @@ std::string blocked_lines(sched_state& s, bool only_blocked) {
   return m;
 }
 
+// idle_wait: the thread waits on the clock until `tp` (false: the clock cannot get there by
+// itself). Every idle wait goes through here: a dump_on_signal signal may have cut it short, and
+// the dump is printed on the way out.
+bool idle_wait(sched_state& s, time_point tp) {
+  const bool got_there = s.clk->wait_until(tp);
+  if (debug_hooked()) dump_if_asked();
+  return got_there;
+}
+
 // wait_for_next: pick_next's idle path: nothing is ready, so wait for the earliest timer (or
 // declare the deadlock) until some task is. Out of line: inlined into the flattened park_now,
 // the inlined clock wait made every park load four constants it never used.
 [[gnu::noinline]] task_ctl* wait_for_next(sched_state& s) {
   for (;;) {
-    if (s.timers.empty() || !s.clk->wait_until(s.timers.front()->deadline)) return declare_deadlock(s);
-    if (debug_hooked()) dump_if_asked();  // a dump_on_signal signal may have ended the wait
+    if (s.timers.empty() || !idle_wait(s, s.timers.front()->deadline)) return declare_deadlock(s);
     fire_expired(s);
     if (task_ctl* t = s.pop_ready()) return t;
   }
@@ -527,8 +538,6 @@ void wake_slow(task_ctl* t, wake_reason why) noexcept {
   }
   s.push_ready(t);
 }
-
-std::string name_task_for_report(const task_ctl& t) { return task_label(t); }
 
 std::string describe_waiting_task(const task_ctl& t) {
   const std::string where = where_of(t);
@@ -914,8 +923,7 @@ bool scheduler::run_for(duration budget) {
     if (s.ready_empty()) {
       if (s.timers.empty()) break;
       const time_point next = s.timers.front()->deadline;
-      if (next > end || !s.clk->wait_until(next)) break;
-      if (detail::debug_hooked()) detail::dump_if_asked();  // a signal may have ended the wait
+      if (next > end || !detail::idle_wait(s, next)) break;
       continue;
     }
     const bool passive = s.clk->passive();

@@ -49,12 +49,11 @@ void signal(detail::wait_node* n) noexcept {
   detail::wake(n->task);
 }
 
-// destroyed_with_waiters: a primitive destroyed during the scheduler's shutdown while tasks (being unwound
-// too) still wait on it lets go of their nodes; at any other time that is a bug and aborts.
-// `what` makes the first line only then: during the shutdown the tasks it would describe are
-// being unwound, and what they waited on may be gone with their frames.
-template <class What>
-void destroyed_with_waiters(detail::wait_queue& q, What what) noexcept {
+// destroyed_with_waiters: a primitive (`kind` `name` at `self`) destroyed during the scheduler's
+// shutdown while tasks (being unwound too) still wait on it lets go of their nodes; at any other
+// time that is a bug and aborts, listing the waiters. `state`: what it was in ("locked", ...).
+void destroyed_with_waiters(detail::wait_queue& q, const char* kind, const std::string& name, const void* self,
+                            const char* state = "tasks wait on it:") noexcept {
   if (detail::shutting_down()) {
     while (q.pop_front()) {
     }
@@ -62,7 +61,7 @@ void destroyed_with_waiters(detail::wait_queue& q, What what) noexcept {
   }
   std::string msg = "a primitive was destroyed while tasks wait on it";
   try {
-    msg = what();
+    msg = fmt::format("{} destroyed while {}", label(kind, name, self), state);
     for (const detail::wait_node* n = q.front(); n; n = n->next) msg += "\n  " + detail::describe_waiting_task(*n->task);
     msg += "\nlet the tasks finish (or cancel and join them) before it is destroyed";
   } catch (...) {  // no memory for the list: the first line says enough
@@ -80,17 +79,14 @@ mutex::~mutex() {
   if (owner_ || !waiters_.empty())
     // The owner is not described: one unwound at its thread's exit while holding a lock taken
     // by hand (no guard) is freed by now.
-    destroyed_with_waiters(waiters_, [&] {
-      return fmt::format("{} destroyed while {}", label("mutex", name_, this),
-                         waiters_.empty() ? "locked" : "locked, and tasks wait for it:");
-    });
+    destroyed_with_waiters(waiters_, "mutex", name_, this, waiters_.empty() ? "locked" : "locked, and tasks wait for it:");
 }
 
 std::string mutex::describe_lock_wait(const void* self) {
   const auto& m = *static_cast<const mutex*>(self);
   // The holder's name only: describing what the holder waits on in turn could go round a cycle.
   return fmt::format("{} (held by {})", label("mutex", m.name_, &m),
-                     m.owner_ ? detail::name_task_for_report(*m.owner_) : std::string("nobody"));
+                     m.owner_ ? detail::task_label(*m.owner_) : std::string("nobody"));
 }
 
 bool mutex::lock_until(time_point deadline, bool interruptible) {
@@ -160,9 +156,7 @@ void mutex::unlock() {
 
 condition_variable::~condition_variable() {
   if (!waiters_.empty())
-    destroyed_with_waiters(waiters_, [&] {
-      return fmt::format("{} destroyed while tasks wait on it:", label("condition_variable", name_, this));
-    });
+    destroyed_with_waiters(waiters_, "condition_variable", name_, this);
 }
 
 std::cv_status condition_variable::wait_until(std::unique_lock<mutex>& lock, time_point deadline) {
@@ -223,7 +217,7 @@ wait_group::wait_group(std::ptrdiff_t initial, std::string name) : count_(initia
 
 wait_group::~wait_group() {
   if (!waiters_.empty())
-    destroyed_with_waiters(waiters_, [&] { return fmt::format("{} destroyed while tasks wait on it:", label("wait_group", name_, this)); });
+    destroyed_with_waiters(waiters_, "wait_group", name_, this);
 }
 
 void wait_group::add(std::ptrdiff_t n) {
@@ -257,7 +251,7 @@ semaphore::semaphore(std::ptrdiff_t initial, std::string name) : count_(initial)
 
 semaphore::~semaphore() {
   if (!waiters_.empty())
-    destroyed_with_waiters(waiters_, [&] { return fmt::format("{} destroyed while tasks wait on it:", label("semaphore", name_, this)); });
+    destroyed_with_waiters(waiters_, "semaphore", name_, this);
 }
 
 bool semaphore::acquire_until(time_point deadline) {

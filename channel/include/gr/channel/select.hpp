@@ -89,7 +89,6 @@ std::size_t select_park(const case_ref* cases, std::size_t n, std::uint32_t* ord
 // random_below: uniform in [0, bound) (bound > 0), from a fast per-thread generator.
 std::uint32_t random_below(std::uint32_t bound) noexcept;
 
-
 template <class F, class... Args>
 void call_handler(F& f, Args&&... args) {
   if constexpr (std::is_same_v<F, no_handler>) {

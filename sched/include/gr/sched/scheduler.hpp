@@ -84,9 +84,10 @@ public:
 
   // set_clock: times sleeps and deadlines by `c` from now on (see gr::clock). `c` must outlive its
   // use; the scheduler's own end at thread exit does not read it (a clock that is a local of
-  // main() is gone by then). reset_clock: back to std::chrono::steady_clock. Deadlines are points in a clock's time,
-  // so both throw gr::error, naming a waiting task, while any task sleeps or waits with a deadline
-  // (on another clock it would fire at once or never): change clocks before tasks sleep.
+  // main() is gone by then). reset_clock: back to std::chrono::steady_clock. Deadlines are points
+  // in a clock's time, so both throw gr::error, naming a waiting task, while any task sleeps or
+  // waits with a deadline (on another clock it would fire at once or never): change clocks before
+  // tasks sleep.
   void set_clock(gr::clock& c);
   void reset_clock();
   gr::clock& clock() const noexcept;

@@ -92,8 +92,8 @@ void raise_if_interrupted(wake_reason why);
 // describe_waiting_task: "task #3 'worker' (spawned at main.cpp:12), which waits to recv on
 // channel 'jobs'": a task named in the message of a primitive destroyed while tasks wait on it.
 std::string describe_waiting_task(const task_ctl& t);
-// name_task_for_report: "task #3 'worker'", "task #3", or "the main task".
-std::string name_task_for_report(const task_ctl& t);
+// task_label: how messages name a task: "task #3 'worker'", "task #3" unnamed, "the main task".
+std::string task_label(const task_ctl& t);
 
 // shutting_down: this thread's scheduler is unwinding its unfinished tasks at thread exit. Then a
 // primitive destroyed while tasks still wait on it just forgets them (they are being unwound too)

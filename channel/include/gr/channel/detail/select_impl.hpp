@@ -163,24 +163,26 @@ constexpr bool not_a_kept_borrowing_case() {
   else
     return true;
 }
+
+template <class... Args>
+constexpr void check_case_arguments() {
+  static_assert((not_a_kept_borrowing_case<Args>() && ...),
+                "gr::select: a send_case of an rvalue is passed by name: the case points at that rvalue, which a "
+                "temporary no longer is by now. Make the case inside the select() call (send_case(ch, "
+                "std::move(v)) there), or make it from an lvalue (which is copied into the case)");
+}
 }  // namespace detail
 
 template <class... Cases>
 std::size_t select(const select_options& opts, Cases&&... cases) {
-  static_assert((detail::not_a_kept_borrowing_case<Cases>() && ...),
-                "gr::select: a send_case of an rvalue is passed by name: the case points at that rvalue, which a "
-                "temporary no longer is by now. Make the case inside the select() call (send_case(ch, "
-                "std::move(v)) there), or make it from an lvalue (which is copied into the case)");
+  detail::check_case_arguments<Cases...>();
   return detail::select_impl(&opts, std::index_sequence_for<Cases...>{}, cases...);
 }
 
 template <class First, class... Cases>
   requires(!std::is_same_v<std::remove_cvref_t<First>, select_options>)
 std::size_t select(First&& first, Cases&&... cases) {
-  static_assert(detail::not_a_kept_borrowing_case<First>() && (detail::not_a_kept_borrowing_case<Cases>() && ...),
-                "gr::select: a send_case of an rvalue is passed by name: the case points at that rvalue, which a "
-                "temporary no longer is by now. Make the case inside the select() call (send_case(ch, "
-                "std::move(v)) there), or make it from an lvalue (which is copied into the case)");
+  detail::check_case_arguments<First, Cases...>();
   return detail::select_impl(nullptr, std::index_sequence_for<First, Cases...>{}, first, cases...);
 }
 
