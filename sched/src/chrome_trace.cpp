@@ -12,7 +12,9 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -20,6 +22,8 @@
 #include <mutex>
 #include <string>
 #include <utility>
+
+#include <string.h>
 
 namespace gr {
 namespace {
@@ -193,15 +197,19 @@ void chrome_hook(const trace_event& e, void* user) { static_cast<chrome_writer*>
 
 // write_on_abort: the trace so far, when the process is about to die (a gr fatal error, or
 // std::terminate: an uncaught deadlock_error, say), which is when it is wanted most. Best effort:
-// skipped if the abort came from inside the writer. Nothing is written twice: the writer is
-// dropped (and leaked: the process is ending).
-void write_on_abort() noexcept {
-  std::unique_lock lock(g_writer_mutex, std::try_to_lock);
-  if (!lock.owns_lock() || !g_writer) return;
+// skipped if the abort came from inside the writer (`wait`: false). Nothing is written twice: the
+// writer is dropped (and leaked: the process is ending). `why` ends the message on stderr.
+void write_on_abort(bool wait = false, const std::string& why = {}) noexcept {
+  std::unique_lock lock(g_writer_mutex, std::defer_lock);
+  if (wait)
+    lock.lock();
+  else if (!lock.try_lock())
+    return;
+  if (!g_writer) return;
   set_trace_hook(nullptr);
   chrome_writer* w = std::exchange(g_writer, nullptr);
   try {
-    if (w->write(true)) std::fprintf(stderr, "gr: the Chrome trace so far is in %s\n", w->path.c_str());
+    if (w->write(!wait)) std::fprintf(stderr, "gr: the Chrome trace so far is in %s%s\n", w->path.c_str(), why.c_str());
   } catch (...) {
   }
 }
@@ -215,6 +223,42 @@ std::terminate_handler g_previous_terminate = nullptr;
   std::abort();
 }
 
+// Fatal signals: a program that seems to hang is stopped with Ctrl-C or kill, and its trace is the
+// one wanted. While a trace records, each of these whose action is still the default (it ends the
+// process) gets a handler that only notes the signal (nothing else is safe in a handler) and puts
+// the default back (SA_RESETHAND: a second Ctrl-C ends a program stuck outside the scheduler at
+// once). The scheduler writes the trace at its next event, or as soon as its idle wait is cut
+// short, then raises the signal again so the process ends as it would have. A handler the program
+// installed is left alone, and so is SIGQUIT, whose default writes a core.
+constexpr int fatal_signals[] = {SIGINT, SIGTERM, SIGHUP};
+std::atomic<int> g_fatal_signal{0};
+
+extern "C" void on_fatal_signal(int sig) {
+  g_fatal_signal.store(sig, std::memory_order_relaxed);
+  detail::g_debug.fetch_or(detail::debug_trace_signal, std::memory_order_relaxed);
+}
+
+void catch_fatal_signals() noexcept {
+  for (int sig : fatal_signals) {
+    struct sigaction old {};
+    if (::sigaction(sig, nullptr, &old) != 0 || old.sa_handler != SIG_DFL || (old.sa_flags & SA_SIGINFO)) continue;
+    struct sigaction sa {};
+    sa.sa_handler = &on_fatal_signal;
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(sig, &sa, nullptr);
+  }
+}
+
+// release_fatal_signals: the default action back where our handler is still installed.
+void release_fatal_signals() noexcept {
+  for (int sig : fatal_signals) {
+    struct sigaction old {};
+    if (::sigaction(sig, nullptr, &old) == 0 && !(old.sa_flags & SA_SIGINFO) && old.sa_handler == &on_fatal_signal)
+      std::signal(sig, SIG_DFL);
+  }
+}
+
 }  // namespace
 
 void start_chrome_trace(const std::string& path) {
@@ -223,9 +267,10 @@ void start_chrome_trace(const std::string& path) {
   g_writer = new chrome_writer();
   g_writer->path = path;
   set_trace_hook(&chrome_hook, g_writer);
+  catch_fatal_signals();
   // Once per process: the hooks stay, and do nothing while no trace is recorded.
   static const bool hooked = [] {
-    detail::set_abort_hook(&write_on_abort);
+    detail::set_abort_hook([]() noexcept { write_on_abort(); });
     g_previous_terminate = std::set_terminate(&on_terminate);
     return true;
   }();
@@ -235,6 +280,7 @@ void start_chrome_trace(const std::string& path) {
 bool stop_chrome_trace() {
   std::lock_guard lock(g_writer_mutex);
   if (!g_writer) return true;
+  release_fatal_signals();
   set_trace_hook(nullptr);
   const bool ok = g_writer->write();
   delete g_writer;
@@ -256,6 +302,22 @@ void chrome_trace_from_env() noexcept {
       std::fprintf(stderr, "gr: GR_TRACE: %s\n", e.what());
     }
   });
+}
+
+void trace_on_fatal_signal() noexcept {
+  if (!(g_debug.fetch_and(~debug_trace_signal, std::memory_order_relaxed) & debug_trace_signal)) return;
+  const int sig = g_fatal_signal.load(std::memory_order_relaxed);
+  std::string why;
+  try {
+    why = fmt::format(" (signal {}: {})", sig, ::strsignal(sig));
+  } catch (...) {
+  }
+  write_on_abort(true, why);
+  // Ended as the signal would have ended it, with the exit status a shell reports for it: the
+  // handler put the default action back (or, if the signal came after stop_chrome_trace, this
+  // does). A handler the program installed since gets the signal instead.
+  release_fatal_signals();
+  ::raise(sig);
 }
 
 }  // namespace detail

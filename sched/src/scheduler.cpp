@@ -212,7 +212,7 @@ std::string blocked_lines(sched_state& s, bool only_blocked) {
 // the dump is printed on the way out.
 bool idle_wait(sched_state& s, time_point tp) {
   const bool got_there = s.clk->wait_until(tp);
-  if (debug_hooked()) dump_if_asked();
+  if (debug_hooked()) answer_signals();
   return got_there;
 }
 
@@ -849,7 +849,13 @@ void yield() {
     detail::throw_cancelled(s);
   if (!s.timers.empty() && (++s.tick & 63) == 0) detail::fire_expired(s);
   detail::task_ctl* next = s.rotate_ready(self);
-  if (!next) return;
+  if (!next) {
+    // Nothing else is runnable: no switch, so no event at which a signal's request (a dump, a
+    // trace to write) would be answered; a task that yields alone in a loop answers it here.
+    if (detail::debug_hooked()) [[unlikely]]
+      detail::answer_signals();
+    return;
+  }
   if (!s.custom) [[likely]]
     detail::prefetch_ahead(s);
   // switch_task's work, all of it before the switch: the yielding task comes back through

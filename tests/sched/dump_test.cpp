@@ -164,6 +164,26 @@ TEST_SUITE("sched.dump") {
     CHECK(later == after);  // once per signal
   }
 
+  TEST_CASE("a task that yields alone in a loop prints the dump a signal asked for") {
+    // Its yields switch to nothing, so there is no event at which to print; it printed never.
+    gr::dump_on_signal(SIGUSR1);
+    std::string text;
+    {
+      gr_test::capture_stderr err;
+      auto loner = gr::spawn(
+          [&] {
+            std::raise(SIGUSR1);
+            for (int i = 0; i < 3; ++i) gr::yield();
+            text = err.text();
+          },
+          {.name = "loner"});
+      loner.join();
+    }
+    std::signal(SIGUSR1, SIG_DFL);
+    INFO(text);
+    CHECK(contains(text, "'loner': running"));
+  }
+
   TEST_CASE("a signal while the scheduler sleeps until a timer prints the dump before it sleeps again") {
     // The only task sleeps (an hour, on the steady clock) and the main task joins it: the thread
     // sleeps in the steady clock's wait. The signal must cut that wait short and the dump come out
@@ -261,6 +281,91 @@ TEST_SUITE("sched.dump") {
       CHECK(r.says("gr: the Chrome trace so far is in " + path));
       CHECK(r.says("terminate called"));  // the previous handler still runs
       CHECK(contains(file_text(), "stuck"));
+    }
+    std::remove(path.c_str());
+  }
+
+  TEST_CASE("a Chrome trace being recorded is written when Ctrl-C or kill ends the program") {
+    // A program that seems to hang is stopped with Ctrl-C, and wrote no trace: the one wanted.
+    const std::string path = "/tmp/gr_trace_on_signal_" + std::to_string(::getpid()) + ".json";
+    auto file_text = [&] {
+      std::ifstream f(path);
+      std::stringstream ss;
+      ss << f.rdbuf();
+      return ss.str();
+    };
+    std::remove(path.c_str());
+    SUBCASE("while the scheduler sleeps until a timer") {
+      const auto r = gr_test::run_in_child([&] {
+        gr::start_chrome_trace(path);
+        auto napper = gr::spawn([] { gr::sleep_for(1h); }, {.name = "napper"});
+        // The signal comes from another thread that blocks it, so the kernel hands it to this one,
+        // asleep in the scheduler's idle wait (as Ctrl-C reaches a single-threaded program).
+        std::thread killer([] {
+          sigset_t block;
+          sigemptyset(&block);
+          sigaddset(&block, SIGINT);
+          ::pthread_sigmask(SIG_BLOCK, &block, nullptr);
+          std::this_thread::sleep_for(50ms);
+          ::kill(::getpid(), SIGINT);
+        });
+        killer.detach();
+        napper.join();
+      });
+      INFO(r.err);
+      CHECK(r.killed_by(SIGINT));  // ended by the signal, as it would have been without gr
+      CHECK(r.says("gr: the Chrome trace so far is in " + path + " (signal 2: Interrupt)"));
+      const std::string text = file_text();
+      CHECK(contains(text, "\"traceEvents\""));
+      CHECK(contains(text, "napper"));
+      CHECK(contains(text, "blocked: sleep"));
+    }
+    SUBCASE("at the next event while tasks run") {
+      const auto r = gr_test::run_in_child([&] {
+        gr::start_chrome_trace(path);
+        auto worker = gr::spawn(
+            [] {
+              ::raise(SIGTERM);
+              for (;;) gr::yield();
+            },
+            {.name = "worker"});
+        worker.join();
+      });
+      INFO(r.err);
+      CHECK(r.killed_by(SIGTERM));
+      CHECK(r.says("gr: the Chrome trace so far is in " + path));
+      CHECK(contains(file_text(), "worker"));
+    }
+    SUBCASE("a second signal ends a program stuck outside the scheduler at once") {
+      const auto r = gr_test::run_in_child([&] {
+        gr::start_chrome_trace(path);
+        ::raise(SIGINT);  // noted, for the scheduler's next event, which never comes
+        ::raise(SIGINT);  // the default action again: the end
+        std::fputs("still alive\n", stderr);
+      });
+      INFO(r.err);
+      CHECK(r.killed_by(SIGINT));
+      CHECK_FALSE(r.says("still alive"));
+    }
+    SUBCASE("a handler the program installed is left alone, and stopping puts the default back") {
+      static volatile std::sig_atomic_t got = 0;
+      const auto r = gr_test::run_in_child([&] {
+        std::signal(SIGTERM, [](int) { got = 1; });
+        gr::start_chrome_trace(path);
+        ::raise(SIGTERM);
+        gr::spawn([] {}, {.name = "after"}).join();  // an event: nothing is written, nothing ends
+        if (!got) std::fputs("the program's handler did not run\n", stderr);
+        struct sigaction sa {};
+        ::sigaction(SIGINT, nullptr, &sa);
+        if (sa.sa_handler == SIG_DFL) std::fputs("SIGINT caught while recording\n", stderr);
+        gr::stop_chrome_trace();
+        ::sigaction(SIGINT, nullptr, &sa);
+        if (sa.sa_handler != SIG_DFL) std::fputs("SIGINT still caught after stop\n", stderr);
+      });
+      INFO(r.err);
+      CHECK(r.exited_with(0));
+      CHECK(r.err.empty());
+      CHECK(contains(file_text(), "after"));  // written by stop_chrome_trace, as before
     }
     std::remove(path.c_str());
   }

@@ -22,8 +22,9 @@ void dump(std::ostream& os);
 void dump(int fd);
 
 // dump_on_signal: from now on, `sig` (SIGUSR1 by default) makes the next scheduler that does
-// anything print the dump on stderr: at its next switch, block, wake or spawn, or at once if it
-// sleeps until a timer (the signal handler itself only sets a flag).
+// anything print the dump on stderr: at its next switch, block, wake or spawn, or yield of a task
+// with nothing else to run, or at once if it sleeps until a timer (the signal handler itself only
+// sets a flag).
 // `kill -USR1 <pid>` then shows what a stuck-looking program's tasks wait on.
 void dump_on_signal(int sig = 10 /* SIGUSR1 */);
 

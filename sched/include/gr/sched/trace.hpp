@@ -62,10 +62,14 @@ std::string describe_wait(const detail::wait_reason& why);
 
 // start_chrome_trace: records events from now on, to be written to `path` as Chrome Trace Event
 // JSON by stop_chrome_trace() or at exit, or when the process dies by a gr fatal error or
-// std::terminate (its spans closed at that moment; stderr says where it went). Not on a signal
-// such as Ctrl-C. Replaces the trace hook. Throws gr::error if a trace is already being recorded.
+// std::terminate (its spans closed at that moment; stderr says where it went), or by SIGINT
+// (Ctrl-C), SIGTERM or SIGHUP: while it records, each of these whose action is the default is
+// caught, the trace is written at the scheduler's next event, and the signal is raised again to
+// end the process as it would have (a second one ends it at once). Replaces the trace hook.
+// Throws gr::error if a trace is already being recorded.
 void start_chrome_trace(const std::string& path);
-// stop_chrome_trace: removes the hook and writes the file. Returns false (and says why on stderr)
+// stop_chrome_trace: removes the hook, gives the signals back their default action, and writes
+// the file. Returns false (and says why on stderr)
 // if it cannot be written. No-op when no trace is being recorded.
 bool stop_chrome_trace();
 
