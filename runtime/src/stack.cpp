@@ -7,7 +7,8 @@
 //     with valgrind, canary not yet written (allocate_stack writes it).
 //   - Slab slots are never unmapped; a slot is either carved out (owned by some thread's pool or a
 //     user) or on its slab class's free list. Slots are 16 bytes below page alignment, so slot
-//     i's canary (its lowest word) shares a page with the top of slot i - 1.
+//     i's canary (its lowest word) shares a page with the top of slot i - 1; that page is given
+//     back to the kernel only while both slots are free (slab::used says which are carved out).
 //   - Under ASan, memory leaving gr's hands (unmapped, back on a slab's free list, a user stack
 //     forgotten) carries no poison; a pooled stack may, and allocate_stack() clears it.
 #include <gr/runtime/detail/sanitizer.hpp>
@@ -21,10 +22,12 @@
 #include <cerrno>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <new>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <sys/mman.h>
@@ -109,6 +112,16 @@ std::size_t count_mappings() noexcept {
 // How far below a page boundary each slab slot starts (see take_slab_slot).
 constexpr std::size_t slab_shift = 16;
 
+// slab: one mapping, carved into `used.size()` slots of `size` bytes. Slot i's base is
+// first + i * size; its top page also holds the canary of slot i + 1 (16 bytes), so that page goes
+// back to the kernel only once both slots are free (the last slot's top page holds nobody
+// else's, and slot 0's canary sits alone in the mapping's leading page).
+struct slab {
+  char* first = nullptr;  // slot 0's base
+  std::size_t size = 0;
+  std::vector<bool> used;  // which slots are carved out
+};
+
 struct slab_class {
   std::size_t size;
   std::vector<void*> free;
@@ -116,7 +129,17 @@ struct slab_class {
 
 std::mutex g_slab_mutex;
 std::vector<slab_class> g_slabs;           // guarded by g_slab_mutex
+std::map<std::uintptr_t, slab> g_slab_maps;  // by slot 0's base; guarded by g_slab_mutex
 std::size_t g_slab_slots = 0;              // guarded by g_slab_mutex
+
+// slab_of: the slab `base` (a slot's base) belongs to, and the slot's index in it.
+std::pair<slab*, std::size_t> slab_of(const void* base) noexcept {
+  const auto at = reinterpret_cast<std::uintptr_t>(base);
+  auto it = g_slab_maps.upper_bound(at);
+  GR_ASSERT(it != g_slab_maps.begin(), "an unguarded stack was released that no slab holds");
+  slab& sl = (--it)->second;
+  return {&sl, (at - it->first) / sl.size};
+}
 
 stack take_slab_slot(std::size_t size) {
   std::lock_guard lock(g_slab_mutex);
@@ -132,8 +155,16 @@ stack take_slab_slot(std::size_t size) {
     void* p = ::mmap(nullptr, lead + slots * size, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (p == MAP_FAILED) throw_map_failure(errno, size, "map a slab for");
-    it->free.reserve(it->free.size() + slots);
-    for (std::size_t i = slots; i-- > 0;) it->free.push_back(static_cast<char*>(p) + lead + i * size - slab_shift);
+    char* first = static_cast<char*>(p) + lead - slab_shift;
+    try {
+      g_slab_maps.emplace(reinterpret_cast<std::uintptr_t>(first), slab{first, size, std::vector<bool>(slots)});
+      it->free.reserve(it->free.size() + slots);
+    } catch (...) {
+      g_slab_maps.erase(reinterpret_cast<std::uintptr_t>(first));
+      ::munmap(p, lead + slots * size);
+      throw;
+    }
+    for (std::size_t i = slots; i-- > 0;) it->free.push_back(first + i * size);
     g_slab_slots += slots;
   }
   stack s;
@@ -141,19 +172,31 @@ stack take_slab_slot(std::size_t size) {
   it->free.pop_back();
   s.size = size;
   s.origin = stack::kind::unguarded;
+  auto [sl, i] = slab_of(s.base);
+  sl->used[i] = true;
   return s;
 }
 
 void return_slab_slot(stack& s) noexcept {
-  // The memory goes back to the kernel; the address range stays with the slab. Only whole pages
-  // of this slot: its top page also holds the canary of the slot above.
+  // The memory goes back to the kernel; the address range stays with the slab. The slot's whole
+  // pages go at once; the page its top shares with the canary of the slot above goes once that
+  // slot is free too, and the page below it (the top of the slot below, with this slot's canary)
+  // once the slot below is. Under the lock: a neighbour taken meanwhile must not lose a page.
   const std::size_t page = page_size();
   const auto lo = (reinterpret_cast<std::uintptr_t>(s.base) + page - 1) / page * page;
   const auto hi = reinterpret_cast<std::uintptr_t>(s.top()) / page * page;
-  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+  auto drop = [](std::uintptr_t from, std::uintptr_t to) noexcept {
+    if (to > from) ::madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
+  };
+  drop(lo, hi);
   std::lock_guard lock(g_slab_mutex);
+  auto [sl, i] = slab_of(s.base);
+  sl->used[i] = false;
+  if (i + 1 == sl->used.size() || !sl->used[i + 1]) drop(hi, hi + page);  // this slot's top page
+  if (i == 0 || !sl->used[i - 1]) drop(lo - page, lo);                    // the page below it
   for (auto& c : g_slabs) {
     if (c.size == s.size) {
+      // The vector has room for every slot of its class (reserved with each new slab).
       c.free.push_back(s.base);
       return;
     }

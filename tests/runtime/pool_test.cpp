@@ -2,9 +2,14 @@
 
 #include <gr/runtime/stack.hpp>
 
+#include <algorithm>
+#include <cstdint>
 #include <set>
 #include <thread>
 #include <vector>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 TEST_SUITE("runtime.pool") {
   TEST_CASE("a released stack is reused by the next allocation of the same size") {
@@ -187,6 +192,51 @@ TEST_SUITE("runtime.pool") {
     for (auto& s : v) gr::release_stack(s);
     CHECK(gr::stack_statistics().pooled == 1024);
     gr::trim_stack_pool();
+    gr::set_guard_budget(old_budget);
+  }
+
+  TEST_CASE("a slab stack given back to its slab keeps no page resident not even its top page") {
+    // The top page of a slot also holds the canary of the slot above, and stayed resident for
+    // good: after a burst past the guard budget, about 4 KiB a stack ever used, trim or not.
+    const std::size_t old_budget = gr::set_guard_budget(0);
+    gr::trim_stack_pool();
+    constexpr std::size_t size = 24 * 1024;
+    const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    auto resident = [&](const gr::stack& s) {
+      const auto lo = reinterpret_cast<std::uintptr_t>(s.base) / page * page;
+      const auto hi = (reinterpret_cast<std::uintptr_t>(s.top()) + page - 1) / page * page;
+      std::vector<unsigned char> in((hi - lo) / page);
+      REQUIRE(::mincore(reinterpret_cast<void*>(lo), hi - lo, in.data()) == 0);
+      std::size_t n = 0;
+      for (unsigned char c : in) n += c & 1;
+      return n;
+    };
+    std::vector<gr::stack> v;
+    for (int i = 0; i < 16; ++i) v.push_back(gr::allocate_stack(size));
+    for (const auto& s : v) {
+      REQUIRE(s.origin == gr::stack::kind::unguarded);
+      for (std::size_t off = page; off < size; off += page) static_cast<volatile char*>(s.top())[-off] = 1;
+      static_cast<volatile char*>(s.top())[-1] = 1;  // the top page, where a task's frames live
+    }
+    // Two neighbours: the lower one's top page holds the upper one's canary, which its return
+    // must leave intact while the upper one is in use.
+    auto upper = std::find_if(v.begin(), v.end(), [&](const gr::stack& s) {
+      return std::any_of(v.begin(), v.end(), [&](const gr::stack& l) { return l.top() == s.base; });
+    });
+    REQUIRE(upper != v.end());
+    gr::stack up = *upper;
+    v.erase(upper);
+    for (auto& s : v) gr::release_stack(s);
+    gr::trim_stack_pool();  // back to the slab
+    CHECK(gr::detail::canary_intact(up));
+    for (const auto& s : v) CHECK(resident(s) <= 1);  // at most the page below the one in use
+    gr::stack kept = up;
+    gr::release_stack(up);
+    gr::trim_stack_pool();
+    std::size_t left = 0;
+    for (const auto& s : v) left += resident(s);
+    CHECK(left == 0);
+    CHECK(resident(kept) == 0);
     gr::set_guard_budget(old_budget);
   }
 
