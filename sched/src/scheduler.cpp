@@ -426,7 +426,25 @@ time_point sched_now() {
 
 namespace {
 // Cold and out of line: flattened callers (join) would inline its event and throw.
+// max_cancel_raises: a cancelled task (or one being unwound at thread exit) that has caught
+// task_cancelled this many times and still goes on is in a loop that swallows it, `catch (...)`
+// around a blocking call: every call raises at once (cancellation is sticky), so it spins
+// forever, starving its thread, and its join() or the thread's end never comes. No legitimate
+// code catches a cancel that often; a clear abort beats a silent spin.
+inline constexpr std::uint32_t max_cancel_raises = 100'000;
+
+[[noreturn]] void cancel_swallowed(const sched_state& s) noexcept {
+  const task_ctl& t = *s.current;
+  fatal(fmt::format("{} has caught gr::task_cancelled {} times and goes on running ({}): a catch (...) or "
+                    "catch (gr::task_cancelled&) that does not rethrow, around a blocking call in a loop, keeps it "
+                    "from ever ending; rethrow it (catch (...) {{ ...; throw; }})",
+                    describe_waiting_task(t), t.cancel_raises - 1,
+                    s.shutting_down ? "its thread is ending and unwinds it" : "it was cancelled"));
+}
+
 [[noreturn, gnu::cold, gnu::noinline]] void throw_cancelled(sched_state& s) {
+  if (++s.current->cancel_raises > max_cancel_raises) [[unlikely]]
+    cancel_swallowed(s);
   GR_DEBUG_EVENT(s, trace_event::type::throw_, s.current, nullptr, nullptr, wake_reason::cancelled, nullptr);
   throw task_cancelled{};
 }

@@ -219,6 +219,47 @@ TEST_SUITE("sched.misuse") {
     CHECK(message.find("would never run: its thread's scheduler is unwinding its tasks") != std::string::npos);
   }
 
+  TEST_CASE("a task whose catch-all swallows its cancel in a loop ends the process naming it") {
+    // `for (;;) try { recv(); } catch (...) {}`: every call raises at once (cancellation is
+    // sticky), so the task spun forever, starving its thread, and join() or the thread's end
+    // never came.
+    auto server = [](gr::semaphore& jobs) {
+      for (;;) {
+        try {
+          jobs.acquire();
+        } catch (...) {  // "log and keep serving"
+        }
+      }
+    };
+    SUBCASE("cancelled and joined") {
+      const auto r = run_in_child([&] {
+        gr::semaphore jobs(0, "jobs");
+        gr::task t = gr::spawn([&] { server(jobs); }, {.name = "server"});
+        gr::scheduler::current().run_once();
+        t.cancel();
+        t.join();
+      });
+      INFO(r.err);
+      CHECK(r.killed_by(SIGABRT));
+      CHECK(r.says("gr: task #1 'server' (spawned at "));
+      CHECK(r.says("misuse_test.cpp"));
+      CHECK(r.says("has caught gr::task_cancelled 100000 times and goes on running (it was cancelled)"));
+      CHECK(r.says("rethrow it (catch (...) { ...; throw; })"));
+    }
+    SUBCASE("unwound at thread exit") {
+      const auto r = run_in_child([&] {
+        static gr::semaphore* jobs = new gr::semaphore(0, "jobs");  // outlives the thread's tasks
+        std::thread([&] {
+          gr::spawn([&] { server(*jobs); }, {.name = "server"}).detach();
+          gr::yield();
+        }).join();
+      });
+      INFO(r.err);
+      CHECK(r.killed_by(SIGABRT));
+      CHECK(r.says("goes on running (its thread is ending and unwinds it)"));
+    }
+  }
+
   TEST_CASE("semaphore and wait_group counts refuse to overflow and change nothing") {
     constexpr auto max = std::numeric_limits<std::ptrdiff_t>::max();
     gr::semaphore permits(5, "permits");

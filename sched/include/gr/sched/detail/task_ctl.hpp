@@ -75,6 +75,8 @@ struct alignas(64) task_ctl {
   const wait_reason* waiting = nullptr;  // while blocked: what it waits on (on the parked frame,
                                          // or in the object waited on: a channel's)
   std::uint32_t mutexes_held = 0;     // gr::mutex locks it owns: none may be left when it ends
+  std::uint32_t cancel_raises = 0;    // task_cancelled raised in it (a swallowing loop: see
+                                      // throw_cancelled)
   wait_queue joiners;                 // tasks blocked in join() on this one
   std::exception_ptr exception;       // what its function threw (not task_cancelled)
   std::source_location spawned_at{};
