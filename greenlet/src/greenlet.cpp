@@ -54,6 +54,8 @@ struct greenlet_thread : greenlet_thread_head {  // current: see greenlet_thread
   eh_state* eh = nullptr;        // this thread's __cxa_eh_globals
   std::size_t live = 0;          // non-root greenlets created here and not yet destroyed
   kill_frame* kills = nullptr;   // the kills in progress on this thread
+  bool orphaned = false;         // the thread's thread-locals are going and greenlets remain: the
+                                 // last of them to go frees this state (greenlet::leave_thread)
   alignas(64) greenlet root;  // a line of its own, like a task frame's greenlet (see greenlet.hpp)
 
   greenlet_thread() : root(greenlet::root_tag{}, this) {
@@ -214,14 +216,18 @@ inline detail::greenlet_thread* tls_thread_state() noexcept {
   return static_cast<detail::greenlet_thread*>(detail::tls_greenlet_thread);
 }
 
-// Frees the thread's state at thread exit, unless greenlets of this thread still exist (a global
-// greenlet destroyed after thread-locals): then the state is left for them to use.
+// Frees the thread's state at thread exit, unless greenlets of this thread still exist (a
+// thread_local greenlet made before the thread's first greenlet use, so destroyed after this):
+// then the state is left for them to use, and the last of them frees it.
 struct thread_owner {
   detail::greenlet_thread* state = nullptr;
   ~thread_owner() {
-    if (state && state->live == 0) {
+    if (!state) return;
+    if (state->live == 0) {
       delete state;
       detail::tls_greenlet_thread = nullptr;
+    } else {
+      state->orphaned = true;
     }
   }
 };
@@ -489,7 +495,7 @@ greenlet::greenlet(function fn, greenlet* parent, stack user_memory) : greenlet(
 }
 
 greenlet::~greenlet() {
-  if (root_) return;
+  if (root_ || !thread_) return;  // a root, or disowned (disown_thread): nothing of a thread's left
   // Even an unstarted or dead greenlet may not be destroyed elsewhere: its thread's live count and
   // its parent's and children's links change here, and their own thread changes them unlocked.
   if (thread_ != tls_thread_state()) [[unlikely]]
@@ -505,10 +511,14 @@ greenlet::~greenlet() {
       detail::fatal(fmt::format("destroying {}: an exception escaped while it unwound", describe()));
     }
   }
-  GR_DEBUG_ASSERT(parent_->root_ ? !prev_link_ : *prev_link_ == this,
-                  "a greenlet is missing from its parent's child list");
   GR_DEBUG_ASSERT(inject_pending_ == static_cast<bool>(inject_) && checks_canary_ == stack_.has_canary(),
                   "a greenlet's switch flags disagree with its injection or its stack");
+  leave_thread();
+}
+
+void greenlet::leave_thread() noexcept {
+  GR_DEBUG_ASSERT(parent_->root_ ? !prev_link_ : *prev_link_ == this,
+                  "a greenlet is missing from its parent's child list");
   // Leave the family: the children (unstarted, suspended or dead) go to this greenlet's parent,
   // so every parent chain still ends at a root, and a pending kill() forgets this greenlet.
   if (first_child_) [[unlikely]]
@@ -519,8 +529,22 @@ greenlet::~greenlet() {
     if (f->victim == this) f->victim = nullptr;
   }
   detail::san_destroy(san_);
-  if (owns_stack_) release_stack(stack_);
-  --thread_->live;
+  if (owns_stack_) {
+    owns_stack_ = false;
+    release_stack(stack_);
+  }
+  detail::greenlet_thread* ts = std::exchange(thread_, nullptr);
+  if (--ts->live == 0 && ts->orphaned) [[unlikely]] {
+    // The thread is ending and this was its last greenlet: the state thread_owner left goes too.
+    delete ts;
+    detail::tls_greenlet_thread = nullptr;
+  }
+}
+
+void greenlet::disown_thread() noexcept {
+  GR_ASSERT(!root_ && state_ != state::active && thread_ && thread_ == tls_thread_state(),
+            "disown_thread: a root, an active greenlet, or another thread's");
+  leave_thread();
 }
 
 // ---- queries ------------------------------------------------------------------------------------

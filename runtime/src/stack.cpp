@@ -462,6 +462,11 @@ stack_stats stack_statistics() noexcept {
 
 void detail::prepare_thread_stacks() noexcept { (void)pool(); }
 
+void detail::adopt_stack(const stack& s) noexcept {
+  if (!s) return;
+  if (thread_pool* tp = pool()) ++tp->live;
+}
+
 void trim_stack_pool() noexcept {
   if (tls_pool) tls_pool->trim();
 }

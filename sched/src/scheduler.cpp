@@ -246,7 +246,10 @@ void unlink_task(sched_state& s, task_ctl* t) noexcept {
 }
 
 void destroy_task(task_ctl* t) noexcept {
-  if (t->sched) unlink_task(*t->sched, t);
+  if (t->sched)
+    unlink_task(*t->sched, t);
+  else if (!t->is_main)
+    adopt_stack(t->memory);  // its thread ended (shutdown() disowned it): the stack becomes ours
   t->destroy(t);
 }
 
@@ -408,7 +411,14 @@ void shutdown(sched_state& s) noexcept {
     }
     unlink_task(s, t);
     t->sched = nullptr;
-    if (t->refs == 0) t->destroy(t);  // else a handle outlives us and frees it
+    if (t->refs == 0) {
+      t->destroy(t);
+    } else {
+      // A handle outlives the thread and frees the frame wherever it is dropped: the greenlet
+      // leaves this thread now (its links and count are this thread's, unsynchronized), and
+      // destroy_task() then only ends the frame and frees the stack.
+      t->gl->disown_thread();
+    }
   }
 }
 

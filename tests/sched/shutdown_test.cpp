@@ -14,6 +14,7 @@
 #include <doctest/doctest.h>
 
 #include <mutex>
+#include <string>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -105,6 +106,43 @@ TEST_SUITE("sched.shutdown") {
         gr::spawn([&] { other.lock(); }).detach();
         gr::sleep_for(1h);
       }, {.name = "blocked"}).detach();
+      gr::yield();
+    });
+  }
+
+  TEST_CASE("a task handle that outlives its thread is dropped on another thread quietly") {
+    // Its frame's greenlet was its thread's, and destroying it elsewhere aborted ("destroyed on
+    // another thread"), naming a greenlet the program never made. The thread's end now lets the
+    // frame go, and the handle frees it wherever it is dropped.
+    const auto before = gr::stack_statistics().live;
+    {
+      gr::task finished, unwound;
+      gr_test::capture_stderr quiet;  // the thread's end lists the task it unwinds
+      std::thread([&] {
+        finished = gr::spawn([] {}, {.name = "short"});
+        unwound = gr::spawn([] { gr::sleep_for(1h); }, {.name = "sleeper"});
+        gr::yield();  // "short" ends, "sleeper" sleeps: the thread's end unwinds it
+      }).join();
+      CHECK(finished.done());
+      CHECK(unwound.done());
+      CHECK(unwound.name() == "sleeper");
+      try {
+        finished.join();
+        FAIL("join of a task whose thread ended returned");
+      } catch (const gr::error& e) {
+        CHECK(std::string(e.what()) ==
+              "gr::task::join: task #1 'short' belongs to a scheduler that has shut down (its thread ended)");
+      }
+    }  // both handles dropped here, on this thread
+    CHECK(gr::stack_statistics().live == before);  // the stacks became this thread's and went back
+  }
+
+  TEST_CASE("a thread_local task handle is dropped after its scheduler at thread exit") {
+    // Made before the thread's scheduler, so destroyed after it: the frame's greenlet state was
+    // never freed (a leak a thread), or it was destroyed against a freed one.
+    on_a_thread_that_ends([] {
+      thread_local gr::task kept;
+      kept = gr::spawn([] { gr::sleep_for(1h); }, {.name = "kept"});
       gr::yield();
     });
   }

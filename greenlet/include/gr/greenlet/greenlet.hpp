@@ -179,6 +179,13 @@ public:
   // whose fiber annotations need code on the resumed side; `to` unstarted or with an injection
   // pending) it is transfer(). Same preconditions as transfer().
   static void yield_transfer(greenlet* from, greenlet* to);
+  // disown_thread: for an object that embeds a greenlet and may outlive its thread (the
+  // scheduler's task frames, kept by a task handle past the thread's end): the greenlet, neither
+  // a root nor active (unstarted or dead), leaves its thread now: its children pass to its
+  // parent, it frees its stack if it owns it and no longer counts as live. Its destructor then
+  // does nothing more and may run on any thread; nothing else may be done with it. Called on its
+  // own thread (aborts otherwise).
+  void disown_thread() noexcept;
   // set_parent_unchecked: as set_parent, for callers that know the parent is valid.
   void set_parent_unchecked(greenlet* p) noexcept {
     leave_parent();
@@ -252,6 +259,10 @@ private:
     if (next_sibling_) next_sibling_->prev_link_ = prev_link_;
   }
   void pass_children_to(greenlet* p) noexcept;
+  // leave_thread: the destructor's end, and disown_thread(): leaves the family and the thread's
+  // count (freeing the thread's state if the thread is ending and this was its last greenlet);
+  // thread_ becomes null.
+  void leave_thread() noexcept;
   [[noreturn]] void body(greenlet* from);
 
   // The switch path's fields come first: with the vtable pointer they fill the first cache line

@@ -131,6 +131,11 @@ inline void write_canary(const stack& s) noexcept {
 // releases go straight to the kernel.
 void prepare_thread_stacks() noexcept;
 
+// adopt_stack: a stack that a thread since ended allocated becomes the calling thread's, counted
+// in its stack_stats::live, so that its release_stack() here balances (the scheduler's task
+// frames kept past their thread's end by a task handle).
+void adopt_stack(const stack& s) noexcept;
+
 // The overflow handler asks the layer above which stack is running and what runs on it. The
 // function must be async-signal-safe (read thread-locals, no locks, no allocation), and so is
 // everything it fills in: pointers to strings that live as long as what runs on the stack.
