@@ -100,6 +100,12 @@ bool mutex::lock_until(time_point deadline, bool interruptible) {
     ++self->mutexes_held;
     return true;
   }
+  // Held by another thread's task: waiting would never end (its unlock cannot wake a task of
+  // this thread), and a deadlock report would name a holder of another scheduler as if ours.
+  if (owner_->sched != self->sched) [[unlikely]]
+    throw error(fmt::format("gr::mutex::lock: {} is held by {} of another thread's scheduler: a gr::mutex belongs "
+                            "to one thread's tasks (between threads, use std::mutex)",
+                            label("mutex", name_, this), detail::task_label(*owner_)));
   const detail::wait_reason why{"lock", "mutex", this, &name_, &describe_lock_wait};
   if (interruptible) return block_until(waiters_, why, deadline, [this] { unlock(); });
   // Must end holding the lock (a condition_variable wait re-locking): a cancel only wakes us early.

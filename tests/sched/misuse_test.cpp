@@ -23,6 +23,7 @@
 #include <csignal>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -69,6 +70,37 @@ TEST_SUITE("sched.misuse") {
     CHECK(r.killed_by(SIGABRT));
     CHECK(r.says("'sleeper', which waits to sleep"));
     CHECK(r.says("was cancelled from a thread that has no scheduler"));
+  }
+
+  TEST_CASE("locking a mutex that another thread's task holds throws gr::error naming the holder") {
+    // It made a deadlock report on the waiting thread that named the other thread's task as if
+    // it were one of its own ("waits to lock mutex (held by task #1)", itself task #1).
+    gr::mutex m{"shared"};
+    gr::semaphore gate{0};
+    gr::task holder = gr::spawn(
+        [&] {
+          std::lock_guard lock(m);
+          gate.acquire();
+        },
+        {.name = "holder"});
+    gr::scheduler::current().run_once();  // it holds the lock now
+    std::string message;
+    std::thread([&] {
+      gr::spawn([&] {
+        try {
+          m.lock();
+          message = "locked";
+        } catch (const gr::error& e) {
+          message = e.what();
+        }
+      }).join();
+    }).join();
+    gate.release();
+    holder.join();
+    INFO(message);
+    CHECK(gr_test::contains(message, "gr::mutex::lock: mutex 'shared' is held by task #"));
+    CHECK(gr_test::contains(message, " 'holder' of another thread's scheduler: a gr::mutex belongs to one thread's "
+                                     "tasks (between threads, use std::mutex)"));
   }
 
   TEST_CASE("a task that ends holding a mutex ends the process naming the task and how it ended") {
