@@ -678,6 +678,10 @@ task& task::operator=(task&& o) noexcept {
 void task::detach() noexcept {
   detail::task_ctl* c = std::exchange(ctl_, nullptr);
   if (!c) return;
+  // The task's links and counts are its thread's (unsynchronized): letting go of it elsewhere
+  // races with that thread. Once its thread has ended (no scheduler) it is anyone's.
+  if (c->sched && c->sched != detail::tls_sched) [[unlikely]]
+    detail::foreign_task(c, "detached (its handle dropped or detached)");
   c->detached = true;
   if (c->state == detail::task_state::done && c->exception && !c->exception_taken && c->sched)
     detail::report_unjoined(*c->sched, *c);

@@ -72,6 +72,19 @@ TEST_SUITE("sched.misuse") {
     CHECK(r.says("was cancelled from a thread that has no scheduler"));
   }
 
+  TEST_CASE("dropping a task handle on another thread ends the process naming the task") {
+    // It raced with the task's own thread (the handle lets go of the task's control block, which
+    // that thread's scheduler links and counts), and nothing said so.
+    const auto r = run_in_child([] {
+      gr::task sleeper = gr::spawn([] { gr::sleep_for(std::chrono::hours(1)); }, {.name = "sleeper"});
+      gr::scheduler::current().run_once();
+      std::thread([&] { gr::task gone = std::move(sleeper); }).join();
+    });
+    CHECK(r.killed_by(SIGABRT));
+    CHECK(r.says("'sleeper', which waits to sleep"));
+    CHECK(r.says("was detached (its handle dropped or detached) from a thread that has no scheduler"));
+  }
+
   TEST_CASE("locking a mutex that another thread's task holds throws gr::error naming the holder") {
     // It made a deadlock report on the waiting thread that named the other thread's task as if
     // it were one of its own ("waits to lock mutex (held by task #1)", itself task #1).
