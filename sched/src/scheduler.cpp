@@ -202,6 +202,8 @@ std::string blocked_lines(sched_state& s, bool only_blocked) {
   s.deadlock_report = std::move(report);
   task_ctl* m = &s.main;
   if (m->timer_index != task_ctl::npos) timer_remove(s, m);
+  // The main task wakes, woken by nobody: traces show the deadlock where its blocked span ends.
+  GR_DEBUG_EVENT(s, trace_event::type::wake, m, nullptr, m->waiting, wake_reason::deadlock, nullptr);
   m->wake = wake_reason::deadlock;
   m->state = task_state::runnable;
   return m;

@@ -159,7 +159,7 @@ def check(events, args, problems):
         if not any(want in n for n in waits):
             problems.append("no blocked span like %r (blocked spans: %s)" % (want, ", ".join(sorted(waits))))
 
-    return ("%d events, %d scheduler(s), %d task rows, %d spans, %d blocked: %d woken by a task, %d by a timer, "
+    return ("%d events, %d scheduler(s), %d task rows, %d spans, %d blocked: %d woken by a task, %d by a timer or the deadlock, "
             "%d still blocked at the end; %d wake flows" % (
                 len(events), len(procs), len(threads), sum(map(len, spans.values())), blocked, woken_by_flow,
                 woken_by_timer, still_open, len(flow_f)))

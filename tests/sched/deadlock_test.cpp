@@ -12,6 +12,7 @@
 #include <gr/sched/semaphore.hpp>
 #include <gr/sched/task.hpp>
 #include <gr/sched/this_task.hpp>
+#include <gr/sched/trace.hpp>
 #include <gr/sched/wait_group.hpp>
 
 #include <algorithm>
@@ -37,6 +38,13 @@ std::string deadlock_text(F&& block) {
 
 std::string at_line(int line) { return "deadlock_test.cpp:" + std::to_string(line); }
 
+}  // namespace
+
+namespace {
+std::string fmt_wake(const gr::trace_event& e) {
+  return "task " + std::to_string(e.task) + " woken by " + std::to_string(e.other) + " from " +
+         (e.reason ? gr::describe_wait(*e.reason) : std::string("?"));
+}
 }  // namespace
 
 TEST_SUITE("sched.deadlock") {
@@ -154,5 +162,25 @@ TEST_SUITE("sched.deadlock") {
     mc->advance(2s);
     gr::scheduler::current().run();
     t.join();
+  }
+
+  TEST_CASE("a trace hook sees the main task woken by the deadlock") {
+    // The main task's blocked span ended with no event, so a Chrome trace of a deadlocked program
+    // showed no deadlock at all.
+    static std::vector<std::string> seen;
+    seen.clear();
+    gr::trace_hook hook = [](const gr::trace_event& e, void*) {
+      if (e.what == gr::trace_event::type::wake && e.wake == gr::detail::wake_reason::deadlock)
+        seen.push_back(fmt_wake(e));
+    };
+    gr::semaphore never{0, "never"};
+    gr::task stuck = gr::spawn([&] { never.acquire(); }, {.name = "stuck"});
+    gr::trace_hook old = gr::set_trace_hook(hook);
+    CHECK_THROWS_AS(stuck.join(), gr::deadlock_error);
+    gr::set_trace_hook(old);
+    REQUIRE(seen.size() == 1);
+    CHECK(seen[0].rfind("task 0 woken by 0 from join task 'stuck' (#", 0) == 0);
+    stuck.cancel();
+    gr::scheduler::current().run();
   }
 }
