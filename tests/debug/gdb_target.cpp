@@ -6,14 +6,17 @@
 //   #0 main       waits on wait_group 'workers'
 //   #1 consumer   outer_wait() -> inner_recv() -> recv on channel 'jobs'
 //   #2 sleeper    nap() -> nap_deeply() -> sleep_for(1 h)
-//   #3 (no name)  pick_one() -> select 'pick' over channels 'left' and 'right'
+//   #3 (no name)  pick_one() -> select 'pick' over channels 'left' and 'right' and a nil channel
 //   #4 joiner     join task 'consumer'
 //   #5 prober     running (in gr_debug_all_blocked)
+//   #6 holder     holds mutex 'registry', waits on semaphore 'gate'
+//   #7 waiter     waits to lock mutex 'registry' (held by #6)
 // Afterwards the prober unblocks them all and the program exits 0. Built with -O0 -g.
 #include <gr/gr.hpp>
 
 #include <chrono>
 #include <cstdio>
+#include <mutex>
 #include <optional>
 
 extern "C" {
@@ -42,9 +45,11 @@ struct done_on_exit {
 
 [[gnu::noinline]] int pick_one(gr::channel<int>& left, gr::channel<int>& right) {
   int got = 0;
+  gr::channel<int>* nowhere = nullptr;  // Go's nil channel: its case never fires
   gr::select(gr::select_options{.name = "pick"},
              gr::recv_case(left, [&](std::optional<int> v) { got = v.value_or(0); }),
-             gr::recv_case(right, [&](std::optional<int> v) { got = v.value_or(0); }));
+             gr::recv_case(right, [&](std::optional<int> v) { got = v.value_or(0); }),
+             gr::recv_case(nowhere, [&](std::optional<int>) { got = -1000; }));  // switched off
   return got;
 }
 
@@ -57,7 +62,9 @@ bool others_blocked() {
 }  // namespace
 
 int main() {
-  gr::wait_group wg(5, "workers");
+  gr::wait_group wg(7, "workers");
+  gr::mutex registry("registry");
+  gr::semaphore gate(0, "gate");
   gr::channel<int> jobs(0, "jobs");
   gr::channel<int> left(0, "left");
   gr::channel<int> right(0, "right");
@@ -94,8 +101,24 @@ int main() {
         jobs.send(41);
         sleeper.cancel();
         right.send(100);
+        gate.release();
       },
       {.name = "prober"})
+      .detach();
+  gr::spawn(
+      [&] {
+        done_on_exit d{wg};
+        std::lock_guard lock(registry);
+        gate.acquire();
+      },
+      {.name = "holder"})
+      .detach();
+  gr::spawn(
+      [&] {
+        done_on_exit d{wg};
+        std::lock_guard lock(registry);
+      },
+      {.name = "waiter"})
       .detach();
 
   wg.wait();

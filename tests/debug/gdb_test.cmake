@@ -41,13 +41,15 @@ endfunction()
 
 # The task lines of `gr tasks` (see gdb_target.cpp for who is who).
 set(task_lines
-  "gr: scheduler 1 on thread LWP [0-9]+ \\(gdb thread 1\\): 6 task\\(s\\)"
+  "gr: scheduler 1 on thread LWP [0-9]+ \\(gdb thread 1\\): 8 task\\(s\\)"
   "task #0 'main': blocked, waits to wait on wait_group 'workers', switches [0-9]+\n"
   "task #1 'consumer': blocked, waits to recv on channel 'jobs', spawned at [^\n]*gdb_target.cpp:[0-9]+, age [0-9.]+ s, switches 1, stack [0-9.]+ KiB now, [0-9]+ KiB peak of [0-9]+ KiB"
   "task #2 'sleeper': blocked, waits to sleep \\(deadline in [0-9.]+ ms\\), spawned at [^\n]*gdb_target.cpp"
-  "task #3: blocked, waits to select 'pick' over recv on channel '(left|right)', recv on channel '(left|right)', spawned at"
+  "task #3: blocked, waits to select 'pick' over recv on channel '(left|right)', recv on channel '(left|right)', a nil channel \\(never ready\\), spawned at"
   "task #4 'joiner': blocked, waits to join task 'consumer' \\(#1\\), spawned at"
-  "task #5 'prober': running, spawned at [^\n]*, stack [0-9.]+ KiB now")
+  "task #5 'prober': running, spawned at [^\n]*, stack [0-9.]+ KiB now"
+  "task #6 'holder': blocked, waits to acquire semaphore 'gate', spawned at"
+  "task #7 'waiter': blocked, waits to lock mutex 'registry' \\(held by task #6 'holder'\\), spawned at")
 
 # A backtrace's frames, innermost first: "#0 ... in inner_recv" then "#1 ... in outer_wait".
 set(bt_main "gr: task #0, suspended[^\n]*\n#0 [^\n]*\n(#[0-9][^\n]*\n)*#[0-9]+ [^\n]* main \\(\\) at [^\n]*gdb_target.cpp")

@@ -232,9 +232,28 @@ def _select_label(desc_ptr):
             out += ("recv on " if kind == 0 else "send on ") + label
         elif kind == 2:
             out += "a timeout"
-        else:
+        elif kind == 3:
             out += "default"
+        else:  # case_kind::nil: a case on a null channel pointer, switched off
+            out += "a nil channel (never ready)"
     return out
+
+
+def _task_label(t):
+    """A task as gr::detail::task_label() names it."""
+    if bool(t["is_main"]):
+        return "the main task"
+    name = _std_string(t["name"])
+    return "task #%d '%s'" % (int(t["id"]), name) if name else "task #%d" % int(t["id"])
+
+
+def _mutex_label(obj):
+    """What a task waiting for a gr::mutex waits on, as gr::mutex::describe_lock_wait() words it."""
+    m = obj.cast(gdb.lookup_type("gr::mutex").pointer()).dereference()
+    name = _std_string(m["name_"])
+    out = "mutex '%s'" % name if name else "mutex 0x%x" % int(obj)
+    owner = m["owner_"]
+    return out + " (held by %s)" % (_task_label(owner.dereference()) if int(owner) != 0 else "nobody")
 
 
 def _describe_wait(w):
@@ -244,13 +263,22 @@ def _describe_wait(w):
         return ""
     out = verb
     if int(w["describe"]) != 0:
-        # Built by a function of the program at report time (a select): redo it from memory.
+        # Built by a function of the program at report time (a select, a mutex and its holder):
+        # redo it from memory.
+        kind = _cstr(w["kind"]) if int(w["kind"]) != 0 else ""
         try:
-            label = _select_label(w["object"]) if verb == "select" else ""
+            if verb == "select":
+                label = _select_label(w["object"])
+            elif kind == "mutex":
+                label = _mutex_label(w["object"])
+            else:
+                label = ""
         except (gdb.error, gdb.MemoryError):
             label = ""
         if label:
             out += " " + label
+        elif kind:
+            out += " " + kind
     elif int(w["kind"]) != 0:
         kind = _cstr(w["kind"])
         out += " " + kind
