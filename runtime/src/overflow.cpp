@@ -15,6 +15,7 @@
 
 #include <signal.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 namespace gr::detail {
@@ -75,7 +76,7 @@ void describe_overflow(sig_buf& b, const running_stack& rs, const char* how) noe
     b.put_hex(rs.owner);
   }
   b.put(" (stack ");
-  b.put_dec(rs.stk->size / 1024);
+  b.put_dec((rs.total ? rs.total : rs.stk->size) / 1024);
   b.put(" KiB");
   if (rs.file && *rs.file) {
     b.put(", spawned at ");
@@ -88,18 +89,45 @@ void describe_overflow(sig_buf& b, const running_stack& rs, const char* how) noe
   b.put("\n");
 }
 
+// stack_pointer: the faulting context's stack pointer (0 where unknown).
+std::uintptr_t stack_pointer(const void* uctx) noexcept {
+#if defined(__x86_64__)
+  return static_cast<std::uintptr_t>(static_cast<const ucontext_t*>(uctx)->uc_mcontext.gregs[REG_RSP]);
+#elif defined(__aarch64__)
+  return static_cast<std::uintptr_t>(static_cast<const ucontext_t*>(uctx)->uc_mcontext.sp);
+#else
+  (void)uctx;
+  return 0;
+#endif
+}
+
+// How far below a stack's base a stack pointer still counts as that stack's overflow (rather than
+// a switch to some other stack the greenlet layer does not know of): frames that big are rare.
+constexpr std::uintptr_t overflow_reach = 64u << 20;
+
 void on_segv(int sig, siginfo_t* info, void* uctx) {
   const int saved_errno = errno;
   running_stack rs;
   running_stack_query q = g_query.load(std::memory_order_relaxed);
-  if (q && q(rs) && rs.stk && rs.stk->origin == stack::kind::guarded) {
+  if (q && q(rs) && rs.stk && rs.stk->base) {
     const auto addr = reinterpret_cast<std::uintptr_t>(info->si_addr);
     const auto base = reinterpret_cast<std::uintptr_t>(rs.stk->base);
     const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-    if (addr < base && addr >= base - page) {
+    const std::uintptr_t sp = stack_pointer(uctx);
+    // The guard page hit, or (any stack) the stack pointer below the base: a frame larger than the
+    // guard page stepped over it (alloca, a big local array), or a slab stack ran into the one
+    // below it, and this access faulted beyond.
+    const bool guard_hit = rs.stk->origin == stack::kind::guarded && addr < base && addr >= base - page;
+    const bool sp_below = sp && sp < base && base - sp <= overflow_reach;
+    if (guard_hit || sp_below) {
       if (rs.describe) rs.describe(rs);
       sig_buf b;
-      describe_overflow(b, rs, ": hit the guard page");
+      describe_overflow(b, rs,
+                        guard_hit ? ": hit the guard page"
+                        : rs.stk->origin == stack::kind::guarded
+                            ? ": its stack pointer is past the stack's end (a frame bigger than the guard page "
+                              "stepped over it)"
+                            : ": its stack pointer is past the stack's end");
       b.flush(STDERR_FILENO);
       // Die as a segfault would: the default action, taken when the access faults again.
       struct sigaction dfl {};

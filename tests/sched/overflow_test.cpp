@@ -24,13 +24,13 @@
 namespace {
 
 // announce: the message the child's task should get, written by the task itself on stderr
-// after "expect: " (its id and usable stack size are known only there), so the parent can look
-// for it.
-void announce(const char* name, const std::source_location& where, const char* how) {
-  const gr::stack& s = gr::greenlet::current()->stack_region();
+// after "expect: " (its id is known only there), so the parent can look for it. The size is the
+// stack_size it was spawned with (the message once gave the part below the task's frame: "255
+// KiB" for 256).
+void announce(const char* name, const std::source_location& where, std::size_t stack_size, const char* how) {
   const std::string label = *name ? std::string(" '") + name + "'" : std::string();
   std::fprintf(stderr, "expect: gr: stack overflow in task #%llu%s (stack %zu KiB, spawned at %s:%u)%s\n",
-               static_cast<unsigned long long>(gr::this_task::id()), label.c_str(), s.size / 1024,
+               static_cast<unsigned long long>(gr::this_task::id()), label.c_str(), stack_size / 1024,
                where.file_name(), static_cast<unsigned>(where.line()), how);
 }
 
@@ -47,7 +47,7 @@ gr_test::child_result overflow_task_in_child(const char* name) {
     gr::task t = gr::spawn(
         [name, where] {
           if (gr::greenlet::current()->stack_region().origin != gr::stack::kind::guarded) ::_exit(4);
-          announce(name, where, ": hit the guard page");
+          announce(name, where, 64 * 1024, ": hit the guard page");
           gr_test::recurse_until_overflow(0);
         },
         {.name = name, .stack_size = 64 * 1024}, where);
@@ -79,6 +79,37 @@ TEST_SUITE("sched.overflow") {
     }
   }
 
+  TEST_CASE("a frame bigger than the guard page that steps over it still names the task") {
+    // A frame written at its low end first that reaches past the guard page (alloca, a large
+    // buffer): the fault is below the guard page, and only a bare "Segmentation fault" was
+    // printed. The handler now also knows the stack pointer has left the stack.
+    const gr_test::child_result r = gr_test::run_in_child([] {
+      const auto where = std::source_location::current();
+      gr::task t = gr::spawn(
+          [where] {
+            if (gr::greenlet::current()->stack_region().origin != gr::stack::kind::guarded) ::_exit(4);
+            announce("parser", where, 64 * 1024, "");
+            const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+            gr_test::step_over_guard_page(gr::greenlet::current()->stack_region().base, 3 * page);
+          },
+          {.name = "parser", .stack_size = 64 * 1024}, where);
+      t.join();
+      ::_exit(5);
+    });
+    INFO("child stderr: " << r.err);
+    REQUIRE_FALSE(r.exited_with(4));
+    REQUIRE_FALSE(r.exited_with(5));
+    const std::string want = expected(r) + ": its stack pointer is past the stack's end (a frame bigger than the "
+                                           "guard page stepped over it)";
+#if GR_TEST_ASAN
+    CHECK(r.died());
+    CHECK((r.says(want) || r.says("AddressSanitizer")));
+#else
+    CHECK(r.killed_by(SIGSEGV));
+    CHECK(r.says(want));
+#endif
+  }
+
   TEST_CASE("a broken canary in a task aborts naming the task") {
     const gr_test::child_result r = gr_test::run_in_child([] {
       gr::set_guard_budget(0);  // in the child only: every new stack comes from a slab
@@ -88,7 +119,7 @@ TEST_SUITE("sched.overflow") {
           [where] {
             const gr::stack& s = gr::greenlet::current()->stack_region();
             if (!s.has_canary()) ::_exit(4);
-            announce("victim", where, ": its canary at the low end of the stack was overwritten");
+            announce("victim", where, 48 * 1024, ": its canary at the low end of the stack was overwritten");
             gr::spawn([] {}).detach();                   // so that the yield switches away
             *static_cast<std::uint64_t*>(s.base) = 0;  // what a frame running off the end would do
             gr::yield();                                 // the switch away checks the canary

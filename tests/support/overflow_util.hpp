@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define GR_TEST_ASAN 1
@@ -21,6 +22,19 @@ namespace gr_test {
   if (depth > 100'000'000) return 0;
   const std::size_t below = recurse_until_overflow(depth + 1);
   return below + static_cast<std::size_t>(pad[0]);
+}
+
+// step_over_guard_page: one frame that reaches `below` bytes under `base` (the running stack's
+// lowest usable byte, above its guard page), written at its low end first, as a large buffer
+// filled from its start would be: the first access lands past the guard page, not on it. Should
+// that memory be mapped, frames of a few KiB follow until one faults.
+[[gnu::noinline]] inline std::size_t step_over_guard_page(const void* base, std::size_t below) {
+  volatile char here = 0;
+  const auto sp = reinterpret_cast<std::uintptr_t>(&here);
+  const std::size_t bytes = sp - reinterpret_cast<std::uintptr_t>(base) + below;
+  auto* frame = static_cast<volatile char*>(__builtin_alloca(bytes));
+  frame[0] = 1;
+  return recurse_until_overflow(0) + static_cast<std::size_t>(frame[0] + here);
 }
 
 }  // namespace gr_test

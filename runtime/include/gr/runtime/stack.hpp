@@ -147,10 +147,12 @@ struct running_stack {
   unsigned long long id = 0;      // a task's id
   const char* file = nullptr;     // where a task was spawned, null or empty if unknown
   unsigned line = 0;
+  std::size_t total = 0;          // the whole stack's size as asked for, when stk is only the part
+                                  // below the task's frame (0: stk->size says it)
   // describe: fills in the fields after stk from owner, called by the overflow handler only once
-  // the fault is known to be on stk's guard page (a wild pointer elsewhere may have broken the
-  // owner too, and the fault then goes to the previous handler untouched). Null: stk and owner
-  // are all there is.
+  // the fault is known to be an overflow of stk (its guard page hit, or the stack pointer below
+  // its base: a wild pointer elsewhere may have broken the owner too, and the fault then goes to
+  // the previous handler untouched). Null: stk and owner are all there is.
   void (*describe)(running_stack& self) noexcept = nullptr;
 };
 

@@ -113,6 +113,7 @@ inline void describe_task_stack(const task_ctl& c, running_stack& out) noexcept 
   out.label = c.name.c_str();
   out.file = c.spawned_at.file_name();
   out.line = static_cast<unsigned>(c.spawned_at.line());
+  out.total = c.memory.size;
 }
 
 // task_frame: the greenlet, control block and callable of a spawned task, placed at the top of the
