@@ -8,9 +8,12 @@ namespace gr::detail {
 namespace {
 std::atomic<abort_hook> g_abort_hook{nullptr};
 
-// before_abort: the hook, once (exchanged out, so an abort inside it does not run it again).
+// before_abort: the hook, once (exchanged out, so an abort inside it does not run it again), then
+// every stdio stream flushed: abort() flushes nothing, and what the program printed before the
+// error (buffered when stdout is a pipe or file) would be lost with it.
 void before_abort() noexcept {
   if (abort_hook fn = g_abort_hook.exchange(nullptr)) fn();
+  std::fflush(nullptr);
 }
 }  // namespace
 
