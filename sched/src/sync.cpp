@@ -92,7 +92,7 @@ std::string mutex::describe_lock_wait(const void* self) {
 bool mutex::lock_until(time_point deadline, bool interruptible) {
   detail::task_ctl* self = detail::current_task();
   if (owner_ == self)
-    throw error(fmt::format("gr::mutex::lock: task #{} already owns {} (it is not recursive)", self->id,
+    throw error(fmt::format("gr::mutex::lock: {} already owns {} (it is not recursive)", detail::task_label(*self),
                             label("mutex", name_, this)));
   if (interruptible) detail::check_cancelled();
   if (!owner_) {
@@ -147,7 +147,9 @@ bool mutex::try_lock_until(time_point deadline) { return lock_until(deadline, tr
 void mutex::unlock() {
   detail::task_ctl* self = detail::current_task();
   if (owner_ != self)
-    throw error(fmt::format("gr::mutex::unlock: task #{} does not own {}", self->id, label("mutex", name_, this)));
+    throw error(fmt::format("gr::mutex::unlock: {} does not own {}{}", detail::task_label(*self),
+                            label("mutex", name_, this),
+                            owner_ ? " (" + detail::task_label(*owner_) + " does)" : std::string(" (nobody does)")));
   --self->mutexes_held;
   if (detail::wait_node* n = waiters_.pop_front()) {
     owner_ = n->task;  // hand-off: FIFO, and no barging
@@ -242,10 +244,16 @@ void wait_group::add(std::ptrdiff_t n) {
 bool wait_group::wait_until(time_point deadline) {
   detail::check_cancelled();
   if (count_ == 0) return true;
-  return block_until(waiters_, {"wait on", "wait_group", this, &name_}, deadline, nothing_to_give_back);
+  return block_until(waiters_, {"wait on", "wait_group", this, &name_, &describe_wait}, deadline,
+                     nothing_to_give_back);
 }
 
 void wait_group::wait() { wait_until(time_point::max()); }
+
+std::string wait_group::describe_wait(const void* self) {
+  const auto& wg = *static_cast<const wait_group*>(self);
+  return fmt::format("{} (count {})", label("wait_group", wg.name_, &wg), wg.count_);
+}
 
 // ---- semaphore --------------------------------------------------------------------------------------------
 

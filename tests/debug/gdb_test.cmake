@@ -42,7 +42,7 @@ endfunction()
 # The task lines of `gr tasks` (see gdb_target.cpp for who is who).
 set(task_lines
   "gr: scheduler 1 on thread LWP [0-9]+ \\(gdb thread 1\\): 8 task\\(s\\)"
-  "task #0 'main': blocked, waits to wait on wait_group 'workers', switches [0-9]+\n"
+  "task #0 'main': blocked, waits to wait on wait_group 'workers' \\(count 7\\), switches [0-9]+\n"
   "task #1 'consumer': blocked, waits to recv on channel 'jobs', spawned at [^\n]*gdb_target.cpp:[0-9]+, age [0-9.]+ s, switches 1, stack [0-9.]+ KiB now, [0-9]+ KiB peak of [0-9]+ KiB"
   "task #2 'sleeper': blocked, waits to sleep \\(deadline in [0-9.]+ ms\\), spawned at [^\n]*gdb_target.cpp"
   "task #3: blocked, waits to select 'pick' over recv on channel '(left|right)', recv on channel '(left|right)', a nil channel \\(never ready\\), spawned at"

@@ -97,7 +97,7 @@ TEST_SUITE("sched.deadlock") {
     CHECK(contains(report, at_line(l_locker)));
     CHECK(contains(report, "'acquirer': blocked, waits to acquire semaphore 'slots', spawned at "));
     CHECK(contains(report, at_line(l_acquirer)));
-    CHECK(contains(report, "'grouper': blocked, waits to wait on wait_group 'workers', spawned at "));
+    CHECK(contains(report, "'grouper': blocked, waits to wait on wait_group 'workers' (count 1), spawned at "));
     CHECK(contains(report, at_line(l_grouper)));
     CHECK(contains(report, "'joiner': blocked, waits to join task 'locker' (#" + std::to_string(locker_id) + ")"));
     CHECK(contains(report, at_line(l_joiner)));

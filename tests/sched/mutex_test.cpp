@@ -142,7 +142,8 @@ TEST_SUITE("sched.mutex") {
   TEST_CASE("locking a mutex the task already holds throws gr::error") {
     gr::mutex m{"again"};
     m.lock();
-    CHECK_THROWS_WITH_AS(m.lock(), doctest::Contains("not recursive"), gr::error);
+    CHECK_THROWS_WITH_AS(m.lock(), "gr::mutex::lock: the main task already owns mutex 'again' (it is not recursive)",
+                         gr::error);
     CHECK_THROWS_AS((void)m.try_lock_for(1s), gr::error);
     m.unlock();
   }
@@ -151,17 +152,24 @@ TEST_SUITE("sched.mutex") {
     gr::mutex m{"theirs"};
     m.lock();
     bool threw = false;
-    auto t = gr::spawn([&] {
-      try {
-        m.unlock();
-      } catch (const gr::error&) {
-        threw = true;
-      }
-    });
+    std::string message;
+    auto t = gr::spawn(
+        [&] {
+          try {
+            m.unlock();
+          } catch (const gr::error& e) {
+            threw = true;
+            message = e.what();
+          }
+        },
+        {.name = "intruder"});
     t.join();
     CHECK(threw);
+    CHECK(gr_test::contains(message, "gr::mutex::unlock: task #"));
+    CHECK(gr_test::contains(message, " 'intruder' does not own mutex 'theirs' (the main task does)"));
     CHECK(m.locked());
     m.unlock();
-    CHECK_THROWS_AS(m.unlock(), gr::error);
+    CHECK_THROWS_WITH_AS(m.unlock(), "gr::mutex::unlock: the main task does not own mutex 'theirs' (nobody does)",
+                         gr::error);
   }
 }

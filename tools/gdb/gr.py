@@ -271,6 +271,11 @@ def _describe_wait(w):
                 label = _select_label(w["object"])
             elif kind == "mutex":
                 label = _mutex_label(w["object"])
+            elif kind == "wait_group":
+                wg = w["object"].cast(gdb.lookup_type("gr::wait_group").pointer()).dereference()
+                name = _std_string(wg["name_"])
+                label = ("wait_group '%s'" % name if name else "wait_group 0x%x" % int(w["object"])) + \
+                    " (count %d)" % int(wg["count_"])
             else:
                 label = ""
         except (gdb.error, gdb.MemoryError):

@@ -47,6 +47,10 @@ public:
   const std::string& name() const noexcept { return name_; }
 
 private:
+  // describe_wait: what a task waiting on the wait_group at `self` waits on, for reports:
+  // "wait_group 'workers' (count 2)".
+  static std::string describe_wait(const void* self);
+
   std::ptrdiff_t count_;
   detail::wait_queue waiters_;
   std::string name_;
