@@ -13,10 +13,12 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <map>
 #include <mutex>
@@ -51,6 +53,7 @@ struct chrome_writer {
   std::string events;
   std::uint64_t next_flow = 1;
   bool first = true;
+  std::FILE* file = nullptr;  // opened by start_chrome_trace (a bad path fails there, not at exit)
 
   double now_us() const {
     return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
@@ -178,11 +181,8 @@ struct chrome_writer {
       return false;
     const double ts = now_us();
     for (auto& [key, t] : tracks) close(key.first, key.second, t, ts);
-    std::FILE* f = std::fopen(path.c_str(), "w");
-    if (!f) {
-      std::fprintf(stderr, "gr: cannot write the trace to %s\n", path.c_str());
-      return false;
-    }
+    std::FILE* f = std::exchange(file, nullptr);
+    if (!f) return false;  // written already
     std::fprintf(f, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n%s\n]}\n", events.c_str());
     const bool ok = std::fclose(f) == 0;
     if (!ok) std::fprintf(stderr, "gr: cannot write the trace to %s\n", path.c_str());
@@ -264,8 +264,12 @@ void release_fatal_signals() noexcept {
 void start_chrome_trace(const std::string& path) {
   std::lock_guard lock(g_writer_mutex);
   if (g_writer) throw error(fmt::format("gr::start_chrome_trace: already recording a trace to {}", g_writer->path));
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (!f)
+    throw error(fmt::format("gr::start_chrome_trace: cannot open {} for writing: {}", path, std::strerror(errno)));
   g_writer = new chrome_writer();
   g_writer->path = path;
+  g_writer->file = f;
   set_trace_hook(&chrome_hook, g_writer);
   catch_fatal_signals();
   // Once per process: the hooks stay, and do nothing while no trace is recorded.

@@ -285,6 +285,21 @@ TEST_SUITE("sched.dump") {
     std::remove(path.c_str());
   }
 
+  TEST_CASE("start_chrome_trace with a path it cannot write throws at once") {
+    // The file was opened only when written, at exit: a run recorded for nothing, then an error.
+    CHECK_THROWS_WITH_AS(gr::start_chrome_trace("/nonexistent-gr-dir/out.json"),
+                         "gr::start_chrome_trace: cannot open /nonexistent-gr-dir/out.json for writing: No such file "
+                         "or directory",
+                         gr::error);
+    // Nothing is recording: a good path starts, and stop writes it.
+    const std::string path = "/tmp/gr_trace_start_" + std::to_string(::getpid()) + ".json";
+    gr::start_chrome_trace(path);
+    CHECK(gr::stop_chrome_trace());
+    std::ifstream f(path);
+    CHECK(f.good());
+    std::remove(path.c_str());
+  }
+
   TEST_CASE("a Chrome trace being recorded is written when Ctrl-C or kill ends the program") {
     // A program that seems to hang is stopped with Ctrl-C, and wrote no trace: the one wanted.
     const std::string path = "/tmp/gr_trace_on_signal_" + std::to_string(::getpid()) + ".json";

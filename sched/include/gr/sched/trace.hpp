@@ -66,7 +66,8 @@ std::string describe_wait(const detail::wait_reason& why);
 // (Ctrl-C), SIGTERM or SIGHUP: while it records, each of these whose action is the default is
 // caught, the trace is written at the scheduler's next event, and the signal is raised again to
 // end the process as it would have (a second one ends it at once). Replaces the trace hook.
-// Throws gr::error if a trace is already being recorded.
+// The file is created at once: throws gr::error if it cannot be opened for writing, or if a trace
+// is already being recorded.
 void start_chrome_trace(const std::string& path);
 // stop_chrome_trace: removes the hook, gives the signals back their default action, and writes
 // the file. Returns false (and says why on stderr)
