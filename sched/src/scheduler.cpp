@@ -1078,7 +1078,11 @@ std::string scheduler::describe(const task_info& t) {
   }
   if (t.has_deadline) {
     const auto left = std::chrono::duration_cast<std::chrono::microseconds>(t.deadline - scheduler::current().now());
-    s += fmt::format(" (deadline in {:.3f} ms)", static_cast<double>(left.count()) / 1000.0);
+    // Past already when the dump comes between the clock's wait and the timers firing.
+    if (left.count() >= 0)
+      s += fmt::format(" (deadline in {:.3f} ms)", static_cast<double>(left.count()) / 1000.0);
+    else
+      s += fmt::format(" (deadline passed {:.3f} ms ago)", static_cast<double>(-left.count()) / 1000.0);
   }
   if (t.cancelled) s += ", cancelled";
   if (!t.spawned_at.empty()) {

@@ -95,6 +95,21 @@ TEST_SUITE("sched.dump") {
     unnamed.join();  // after the sleeper, which it joins
   }
 
+  TEST_CASE("a dump between a deadline and its timer firing says how long ago it passed") {
+    // It printed "deadline in -0.216 ms" when taken after the idle wait, before the timers fired.
+    gr::manual_clock clock;
+    gr::scheduler::current().set_clock(clock);
+    auto sleeper = gr::spawn([] { gr::sleep_for(1s); }, {.name = "late"});
+    gr::scheduler::current().run_once();  // it sleeps
+    clock.advance(1500ms);                // due, not yet fired
+    const std::string d = dump_text();
+    INFO(d);
+    CHECK(contains(line_of(d, "late"), "'late': blocked, waits to sleep (deadline passed 500.000 ms ago)"));
+    gr::scheduler::current().run_once();  // fires it
+    sleeper.join();
+    gr::scheduler::current().reset_clock();
+  }
+
   TEST_CASE("a dump measures the stack a blocked task uses now and at its deepest") {
     gr_test::use_clock<gr::virtual_clock> vc;
     auto deep = gr::spawn([] { deep_then_sleep(40); }, {.name = "deep"});

@@ -327,7 +327,8 @@ def _task_line(sched, t, sp_of_running):
             line += ", waits to " + waiting
     now = _ns(sched["last_now"])
     if int(t["timer_index"]) != _NPOS:
-        line += " (deadline in %.3f ms)" % ((_ns(t["deadline"]) - now) / 1e6)
+        left = (_ns(t["deadline"]) - now) / 1e6
+        line += (" (deadline in %.3f ms)" % left) if left >= 0 else (" (deadline passed %.3f ms ago)" % -left)
     if bool(t["cancel_requested"]):
         line += ", cancelled"
     is_main = bool(t["is_main"])
