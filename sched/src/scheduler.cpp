@@ -24,6 +24,8 @@
 
 #include <fmt/format.h>
 
+#include <cxxabi.h>
+
 #include <cstdio>
 #include <vector>
 
@@ -294,13 +296,26 @@ void switch_task(sched_state& s, task_ctl* from, task_ctl* to) {
     reap(s);
 }
 
+// type_name: a type's name as source spells it (demangled).
+std::string type_name(const std::type_info* t) {
+  if (!t) return "?";
+  int status = 0;
+  char* n = abi::__cxa_demangle(t->name(), nullptr, nullptr, &status);
+  std::string out = status == 0 && n ? n : t->name();
+  std::free(n);
+  return out;
+}
+
+// exception_text: "std::runtime_error: what()" (Python's "ValueError: ..."), or for a thrown
+// value of another type "an exception of type int (not derived from std::exception)".
 std::string exception_text(const std::exception_ptr& e) {
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& x) {
-    return x.what();
+    return type_name(&typeid(x)) + ": " + x.what();
   } catch (...) {
-    return "an exception not derived from std::exception";
+    return "an exception of type " + type_name(abi::__cxa_current_exception_type()) +
+           " (not derived from std::exception)";
   }
 }
 

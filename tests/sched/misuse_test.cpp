@@ -143,7 +143,7 @@ TEST_SUITE("sched.misuse") {
         holder.join();
       });
       CHECK(r.killed_by(SIGABRT));
-      CHECK(r.says("ended by an exception (boom) while holding 1 gr::mutex lock(s)"));
+      CHECK(r.says("ended by an exception (std::runtime_error: boom) while holding 1 gr::mutex lock(s)"));
     }
     SUBCASE("a task that unlocks on every path ends normally") {
       gr::mutex m("m");

@@ -108,7 +108,7 @@ public:
 
   // set_unjoined_handler: called when a task ends by an exception that no join() will take (it was
   // detached, or its handle dropped). The default prints
-  //   gr: task 'name' (#id, spawned at file:line) ended with an exception nobody joined: what()
+  //   gr: task 'name' (#id, spawned at file:line) ended with an exception nobody joined: <type>: what()
   // on stderr. Pass an empty function to restore the default.
   using unjoined_handler = std::function<void(const task_info&, std::exception_ptr)>;
   void set_unjoined_handler(unjoined_handler h);
