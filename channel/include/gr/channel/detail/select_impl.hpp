@@ -166,6 +166,9 @@ constexpr bool not_a_kept_borrowing_case() {
 
 template <class... Args>
 constexpr void check_case_arguments() {
+  static_assert((!std::is_same_v<std::remove_cvref_t<Args>, select_options> && ...),
+                "gr::select: select_options must be the first argument (gr::select(gr::select_options{...}, "
+                "cases...))");
   static_assert((not_a_kept_borrowing_case<Args>() && ...),
                 "gr::select: a send_case of an rvalue is passed by name: the case points at that rvalue, which a "
                 "temporary no longer is by now. Make the case inside the select() call (send_case(ch, "
