@@ -48,6 +48,14 @@ std::string line_of(const std::string& dump, const std::string& name) {
   return dump.substr(begin, dump.find('\n', at) - begin);
 }
 
+// read_file: the whole file at `path` ("" if there is none).
+std::string read_file(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
 // deep_then_sleep: takes about `kib` KiB of stack, then sleeps at that depth.
 [[gnu::noinline]] void deep_then_sleep(int kib) {
   volatile char pad[1024];
@@ -261,12 +269,7 @@ TEST_SUITE("sched.dump") {
     // Written at exit before; a gr fatal error or std::terminate (an uncaught deadlock_error)
     // left no file, when it was wanted most.
     const std::string path = "/tmp/gr_trace_on_abort_" + std::to_string(::getpid()) + ".json";
-    auto file_text = [&] {
-      std::ifstream f(path);
-      std::stringstream ss;
-      ss << f.rdbuf();
-      return ss.str();
-    };
+    auto file_text = [&] { return read_file(path); };
     SUBCASE("by a gr fatal error") {
       std::remove(path.c_str());
       const auto r = gr_test::run_in_child([&] {
@@ -318,12 +321,7 @@ TEST_SUITE("sched.dump") {
   TEST_CASE("a Chrome trace being recorded is written when Ctrl-C or kill ends the program") {
     // A program that seems to hang is stopped with Ctrl-C, and wrote no trace: the one wanted.
     const std::string path = "/tmp/gr_trace_on_signal_" + std::to_string(::getpid()) + ".json";
-    auto file_text = [&] {
-      std::ifstream f(path);
-      std::stringstream ss;
-      ss << f.rdbuf();
-      return ss.str();
-    };
+    auto file_text = [&] { return read_file(path); };
     std::remove(path.c_str());
     SUBCASE("while the scheduler sleeps until a timer") {
       const auto r = gr_test::run_in_child([&] {
