@@ -494,29 +494,8 @@ greenlet::greenlet(function fn, greenlet* parent, stack user_memory) : greenlet(
   fn_ = checked(std::move(fn));
 }
 
-greenlet::~greenlet() {
-  if (root_ || !thread_) return;  // a root, or disowned (disown_thread): nothing of a thread's left
-  // Even an unstarted or dead greenlet may not be destroyed elsewhere: its thread's live count and
-  // its parent's and children's links change here, and their own thread changes them unlocked.
-  if (thread_ != tls_thread_state()) [[unlikely]]
-    detail::fatal(fmt::format("{} was destroyed on another thread: destroy a greenlet on the thread that created it",
-                              describe()));
-  if (state_ == state::active) {
-    if (thread_->current == this) detail::fatal(fmt::format("{} was destroyed while running", describe()));
-    try {
-      kill();  // refuses a greenlet in the running one's parent chain
-    } catch (const std::exception& e) {
-      detail::fatal(fmt::format("destroying {}: {}", describe(), e.what()));
-    } catch (...) {
-      detail::fatal(fmt::format("destroying {}: an exception escaped while it unwound", describe()));
-    }
-  }
-  GR_DEBUG_ASSERT(inject_pending_ == static_cast<bool>(inject_) && checks_canary_ == stack_.has_canary(),
-                  "a greenlet's switch flags disagree with its injection or its stack");
-  leave_thread();
-}
-
-void greenlet::leave_thread() noexcept {
+// Inlined into the destructor (every task's end runs it); disown_thread() is the rare other caller.
+[[gnu::always_inline]] inline void greenlet::leave_thread() noexcept {
   GR_DEBUG_ASSERT(parent_->root_ ? !prev_link_ : *prev_link_ == this,
                   "a greenlet is missing from its parent's child list");
   // Leave the family: the children (unstarted, suspended or dead) go to this greenlet's parent,
@@ -533,7 +512,7 @@ void greenlet::leave_thread() noexcept {
     owns_stack_ = false;
     release_stack(stack_);
   }
-  detail::greenlet_thread* ts = std::exchange(thread_, nullptr);
+  detail::greenlet_thread* ts = thread_;
   if (--ts->live == 0 && ts->orphaned) [[unlikely]] {
     // The thread is ending and this was its last greenlet: the state thread_owner left goes too.
     delete ts;
@@ -541,10 +520,35 @@ void greenlet::leave_thread() noexcept {
   }
 }
 
+greenlet::~greenlet() {
+  if (root_) return;
+  // Even an unstarted or dead greenlet may not be destroyed elsewhere: its thread's live count and
+  // its parent's and children's links change here, and their own thread changes them unlocked.
+  if (thread_ != tls_thread_state()) [[unlikely]] {
+    if (!thread_) return;  // disowned (disown_thread): nothing of a thread's is left to change
+    detail::fatal(fmt::format("{} was destroyed on another thread: destroy a greenlet on the thread that created it",
+                              describe()));
+  }
+  if (state_ == state::active) {
+    if (thread_->current == this) detail::fatal(fmt::format("{} was destroyed while running", describe()));
+    try {
+      kill();  // refuses a greenlet in the running one's parent chain
+    } catch (const std::exception& e) {
+      detail::fatal(fmt::format("destroying {}: {}", describe(), e.what()));
+    } catch (...) {
+      detail::fatal(fmt::format("destroying {}: an exception escaped while it unwound", describe()));
+    }
+  }
+  GR_DEBUG_ASSERT(inject_pending_ == static_cast<bool>(inject_) && checks_canary_ == stack_.has_canary(),
+                  "a greenlet's switch flags disagree with its injection or its stack");
+  leave_thread();
+}
+
 void greenlet::disown_thread() noexcept {
   GR_ASSERT(!root_ && state_ != state::active && thread_ && thread_ == tls_thread_state(),
             "disown_thread: a root, an active greenlet, or another thread's");
   leave_thread();
+  thread_ = nullptr;  // the destructor's mark: nothing left to do (the state may be freed by now)
 }
 
 // ---- queries ------------------------------------------------------------------------------------

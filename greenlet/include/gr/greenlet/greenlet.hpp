@@ -260,8 +260,7 @@ private:
   }
   void pass_children_to(greenlet* p) noexcept;
   // leave_thread: the destructor's end, and disown_thread(): leaves the family and the thread's
-  // count (freeing the thread's state if the thread is ending and this was its last greenlet);
-  // thread_ becomes null.
+  // count (freeing the thread's state if the thread is ending and this was its last greenlet).
   void leave_thread() noexcept;
   [[noreturn]] void body(greenlet* from);
 
