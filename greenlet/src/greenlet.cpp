@@ -494,6 +494,14 @@ greenlet::greenlet(function fn, greenlet* parent, stack user_memory) : greenlet(
   fn_ = checked(std::move(fn));
 }
 
+// disowned_mark: the thread_ of a greenlet that left its thread (disown_thread). Never null and
+// never any thread's state, so every "is this my thread" check refuses it, and the destructor,
+// finding it in its wrong-thread branch, does nothing. Never dereferenced.
+inline detail::greenlet_thread* disowned_mark() noexcept {
+  alignas(64) static constinit char mark = 0;
+  return reinterpret_cast<detail::greenlet_thread*>(&mark);
+}
+
 // Inlined into the destructor (every task's end runs it); disown_thread() is the rare other caller.
 [[gnu::always_inline]] inline void greenlet::leave_thread() noexcept {
   GR_DEBUG_ASSERT(parent_->root_ ? !prev_link_ : *prev_link_ == this,
@@ -525,7 +533,7 @@ greenlet::~greenlet() {
   // Even an unstarted or dead greenlet may not be destroyed elsewhere: its thread's live count and
   // its parent's and children's links change here, and their own thread changes them unlocked.
   if (thread_ != tls_thread_state()) [[unlikely]] {
-    if (!thread_) return;  // disowned (disown_thread): nothing of a thread's is left to change
+    if (thread_ == disowned_mark()) return;  // disown_thread: nothing of a thread's is left to change
     detail::fatal(fmt::format("{} was destroyed on another thread: destroy a greenlet on the thread that created it",
                               describe()));
   }
@@ -548,7 +556,7 @@ void greenlet::disown_thread() noexcept {
   GR_ASSERT(!root_ && state_ != state::active && thread_ && thread_ == tls_thread_state(),
             "disown_thread: a root, an active greenlet, or another thread's");
   leave_thread();
-  thread_ = nullptr;  // the destructor's mark: nothing left to do (the state may be freed by now)
+  thread_ = disowned_mark();  // the state may be freed by now
 }
 
 // ---- queries ------------------------------------------------------------------------------------
