@@ -23,9 +23,12 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 namespace gr {
 namespace {
@@ -225,29 +228,27 @@ std::terminate_handler g_previous_terminate = nullptr;
 
 // Fatal signals: a program that seems to hang is stopped with Ctrl-C or kill, and its trace is the
 // one wanted. While a trace records, each of these whose action is still the default (it ends the
-// process) gets a handler that only notes the signal (nothing else is safe in a handler) and puts
-// the default back (SA_RESETHAND: a second Ctrl-C ends a program stuck outside the scheduler at
-// once). The scheduler writes the trace at its next event, or as soon as its idle wait is cut
-// short, then raises the signal again so the process ends as it would have. A handler the program
+// process) gets a handler that only passes the signal's number down a pipe (write(2) is
+// async-signal-safe) and puts the default back (SA_RESETHAND: a second signal ends the process at
+// once). A thread of ours, started with the first trace, reads it, writes the trace, and sends the
+// signal again to the process, which then ends as it would have: whatever the program's threads
+// are doing (running tasks, blocked in read() or in a join, or spinning). A handler the program
 // installed is left alone, and so is SIGQUIT, whose default writes a core.
 constexpr int fatal_signals[] = {SIGINT, SIGTERM, SIGHUP};
-std::atomic<int> g_fatal_signal{0};
+int g_signal_pipe[2] = {-1, -1};
+pid_t g_messenger_pid = 0;  // the process whose messenger thread reads the pipe (not a fork's child)
 
 extern "C" void on_fatal_signal(int sig) {
-  g_fatal_signal.store(sig, std::memory_order_relaxed);
-  detail::g_debug.fetch_or(detail::debug_trace_signal, std::memory_order_relaxed);
-}
-
-void catch_fatal_signals() noexcept {
-  for (int sig : fatal_signals) {
-    struct sigaction old {};
-    if (::sigaction(sig, nullptr, &old) != 0 || old.sa_handler != SIG_DFL || (old.sa_flags & SA_SIGINFO)) continue;
-    struct sigaction sa {};
-    sa.sa_handler = &on_fatal_signal;
-    sa.sa_flags = SA_RESTART | SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    ::sigaction(sig, &sa, nullptr);
+  const int saved_errno = errno;
+  if (::getpid() != g_messenger_pid) {
+    // A forked child shares the pipe with its parent, whose thread would read it: end the child
+    // as the signal would have (SA_RESETHAND put the default back).
+    ::raise(sig);
+  } else {
+    const auto b = static_cast<unsigned char>(sig);
+    (void)!::write(g_signal_pipe[1], &b, 1);
   }
+  errno = saved_errno;
 }
 
 // release_fatal_signals: the default action back where our handler is still installed.
@@ -256,6 +257,55 @@ void release_fatal_signals() noexcept {
     struct sigaction old {};
     if (::sigaction(sig, nullptr, &old) == 0 && !(old.sa_flags & SA_SIGINFO) && old.sa_handler == &on_fatal_signal)
       std::signal(sig, SIG_DFL);
+  }
+}
+
+// signal_messenger: the thread that answers a fatal signal (see above).
+void signal_messenger() noexcept {
+  for (;;) {
+    unsigned char b = 0;
+    const ssize_t n = ::read(g_signal_pipe[0], &b, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n != 1) return;
+    const int sig = b;
+    std::string why;
+    try {
+      why = fmt::format(" (signal {}: {})", sig, ::strsignal(sig));
+    } catch (...) {
+    }
+    write_on_abort(true, why);
+    // Ended as the signal would have ended it, with the exit status a shell reports for it.
+    // Process-directed, so a thread that does not block the signal takes it; a handler the
+    // program installed since gets it instead.
+    release_fatal_signals();
+    ::kill(::getpid(), sig);
+  }
+}
+
+bool start_messenger() noexcept {
+  if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) return false;
+  g_messenger_pid = ::getpid();
+  try {
+    std::thread(&signal_messenger).detach();
+  } catch (...) {
+    ::close(g_signal_pipe[0]);
+    ::close(g_signal_pipe[1]);
+    return false;
+  }
+  return true;
+}
+
+void catch_fatal_signals() noexcept {
+  static const bool messenger = start_messenger();  // once per process
+  if (!messenger) return;
+  for (int sig : fatal_signals) {
+    struct sigaction old {};
+    if (::sigaction(sig, nullptr, &old) != 0 || old.sa_handler != SIG_DFL || (old.sa_flags & SA_SIGINFO)) continue;
+    struct sigaction sa {};
+    sa.sa_handler = &on_fatal_signal;
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(sig, &sa, nullptr);
   }
 }
 
@@ -306,22 +356,6 @@ void chrome_trace_from_env() noexcept {
       std::fprintf(stderr, "gr: GR_TRACE: %s\n", e.what());
     }
   });
-}
-
-void trace_on_fatal_signal() noexcept {
-  if (!(g_debug.fetch_and(~debug_trace_signal, std::memory_order_relaxed) & debug_trace_signal)) return;
-  const int sig = g_fatal_signal.load(std::memory_order_relaxed);
-  std::string why;
-  try {
-    why = fmt::format(" (signal {}: {})", sig, ::strsignal(sig));
-  } catch (...) {
-  }
-  write_on_abort(true, why);
-  // Ended as the signal would have ended it, with the exit status a shell reports for it: the
-  // handler put the default action back (or, if the signal came after stop_chrome_trace, this
-  // does). A handler the program installed since gets the signal instead.
-  release_fatal_signals();
-  ::raise(sig);
 }
 
 }  // namespace detail

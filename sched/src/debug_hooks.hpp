@@ -19,7 +19,6 @@ struct sched_state;
 // g_debug's bits (gr/sched/detail/debug_flag.hpp).
 inline constexpr unsigned debug_trace = 1;  // a trace hook is installed
 inline constexpr unsigned debug_dump = 2;   // a signal asked for a dump at the next event
-inline constexpr unsigned debug_trace_signal = 4;  // a fatal signal came while a Chrome trace recorded
 
 // debug_event: the slow path: print a requested dump, call the trace hook.
 // Never inlined: the flattened park_now would otherwise take in the whole dump formatter, and
@@ -29,14 +28,11 @@ inline constexpr unsigned debug_trace_signal = 4;  // a fatal signal came while 
 void debug_event(sched_state& s, trace_event::type what, const task_ctl* task, const task_ctl* other,
                  const wait_reason* reason, wake_reason wake, const std::exception_ptr* error) noexcept;
 
-// answer_signals: does what a signal asked for, if one did: prints the dump (dump_on_signal; once
-// per signal), or writes the Chrome trace being recorded and then lets the fatal signal that came
-// (Ctrl-C, SIGTERM, SIGHUP) end the process as it would have (trace_on_fatal_signal). The
-// scheduler calls it at every event (debug_event) and when its idle wait for a timer ends, which a
-// signal cuts short (steady_clock_source::wait_until).
+// answer_signals: prints the dump a signal asked for (dump_on_signal), if one did: once per
+// signal. The scheduler calls it at every event (debug_event), at a yield with nothing else to
+// run, and when its idle wait for a timer ends, which a signal cuts short
+// (steady_clock_source::wait_until).
 void answer_signals() noexcept;
-// trace_on_fatal_signal: the Chrome trace's half of answer_signals (chrome_trace.cpp).
-void trace_on_fatal_signal() noexcept;
 
 // register_scheduler / unregister_scheduler: the process-wide list debuggers read
 // (gr_debug_schedulers), so `gr tasks` works from memory alone, on a core file too.

@@ -899,8 +899,8 @@ void yield() {
   if (!s.timers.empty() && (++s.tick & 63) == 0) detail::fire_expired(s);
   detail::task_ctl* next = s.rotate_ready(self);
   if (!next) {
-    // Nothing else is runnable: no switch, so no event at which a signal's request (a dump, a
-    // trace to write) would be answered; a task that yields alone in a loop answers it here.
+    // Nothing else is runnable: no switch, so no event at which a dump_on_signal request would
+    // be answered; a task that yields alone in a loop answers it here.
     if (detail::debug_hooked()) [[unlikely]]
       detail::answer_signals();
     return;

@@ -364,11 +364,36 @@ TEST_SUITE("sched.dump") {
       CHECK(r.says("gr: the Chrome trace so far is in " + path));
       CHECK(contains(file_text(), "worker"));
     }
-    SUBCASE("a second signal ends a program stuck outside the scheduler at once") {
+    SUBCASE("while the program is blocked outside the scheduler") {
+      // No scheduler event comes (main waits in read(), its task on a semaphore): the trace is
+      // written by gr's own thread all the same, and the signal ends the process.
       const auto r = gr_test::run_in_child([&] {
         gr::start_chrome_trace(path);
-        ::raise(SIGINT);  // noted, for the scheduler's next event, which never comes
-        ::raise(SIGINT);  // the default action again: the end
+        gr::semaphore never{0, "never"};
+        gr::spawn([&] { never.acquire(); }, {.name = "idle"}).detach();
+        gr::scheduler::current().run_once();
+        int fds[2];
+        if (::pipe(fds) != 0) ::_exit(4);
+        std::thread killer([] {
+          std::this_thread::sleep_for(50ms);
+          ::kill(::getpid(), SIGTERM);
+        });
+        killer.detach();
+        char c;
+        (void)!::read(fds[0], &c, 1);  // nobody writes: only the signal ends this
+        std::fputs("read returned\n", stderr);
+      });
+      INFO(r.err);
+      CHECK(r.killed_by(SIGTERM));
+      CHECK(r.says("gr: the Chrome trace so far is in " + path + " (signal 15: Terminated)"));
+      CHECK_FALSE(r.says("read returned"));
+      CHECK(contains(file_text(), "blocked: acquire semaphore 'never'"));
+    }
+    SUBCASE("a second signal ends the program at once") {
+      const auto r = gr_test::run_in_child([&] {
+        gr::start_chrome_trace(path);
+        ::raise(SIGINT);  // passed to gr's thread, which writes the trace and then ends the process
+        ::raise(SIGINT);  // the default action again: the end, if that has not come yet
         std::fputs("still alive\n", stderr);
       });
       INFO(r.err);

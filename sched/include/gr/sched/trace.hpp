@@ -64,8 +64,9 @@ std::string describe_wait(const detail::wait_reason& why);
 // JSON by stop_chrome_trace() or at exit, or when the process dies by a gr fatal error or
 // std::terminate (its spans closed at that moment; stderr says where it went), or by SIGINT
 // (Ctrl-C), SIGTERM or SIGHUP: while it records, each of these whose action is the default is
-// caught, the trace is written at the scheduler's next event, and the signal is raised again to
-// end the process as it would have (a second one ends it at once). Replaces the trace hook.
+// caught, a thread of gr's (started with the first trace) writes the trace, and the signal is sent
+// again to end the process as it would have (a second one ends it at once). Replaces the trace
+// hook.
 // The file is created at once: throws gr::error if it cannot be opened for writing, or if a trace
 // is already being recorded.
 void start_chrome_trace(const std::string& path);
