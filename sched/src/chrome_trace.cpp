@@ -57,6 +57,7 @@ struct chrome_writer {
   std::uint64_t next_flow = 1;
   bool first = true;
   std::FILE* file = nullptr;  // opened by start_chrome_trace (a bad path fails there, not at exit)
+  pid_t owner = ::getpid();   // the process that started the trace (not a forked child)
 
   double now_us() const {
     return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
@@ -186,6 +187,12 @@ struct chrome_writer {
     for (auto& [key, t] : tracks) close(key.first, key.second, t, ts);
     std::FILE* f = std::exchange(file, nullptr);
     if (!f) return false;  // written already
+    if (::getpid() != owner) {
+      // A forked child's copy: the file (and its offset) is shared with the process that started
+      // the trace, which writes it; the child's events would make the JSON invalid.
+      std::fclose(f);
+      return false;
+    }
     std::fprintf(f, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n%s\n]}\n", events.c_str());
     const bool ok = std::fclose(f) == 0;
     if (!ok) std::fprintf(stderr, "gr: cannot write the trace to %s\n", path.c_str());
@@ -314,7 +321,7 @@ void catch_fatal_signals() noexcept {
 void start_chrome_trace(const std::string& path) {
   std::lock_guard lock(g_writer_mutex);
   if (g_writer) throw error(fmt::format("gr::start_chrome_trace: already recording a trace to {}", g_writer->path));
-  std::FILE* f = std::fopen(path.c_str(), "w");
+  std::FILE* f = std::fopen(path.c_str(), "we");  // close-on-exec: not a program's exec'd child's
   if (!f)
     throw error(fmt::format("gr::start_chrome_trace: cannot open {} for writing: {}", path, std::strerror(errno)));
   g_writer = new chrome_writer();
