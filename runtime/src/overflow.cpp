@@ -103,7 +103,16 @@ std::uintptr_t stack_pointer(const void* uctx) noexcept {
 
 // How far below a stack's base a stack pointer still counts as that stack's overflow (rather than
 // a switch to some other stack the greenlet layer does not know of): frames that big are rare.
-constexpr std::uintptr_t overflow_reach = 64u << 20;
+constexpr std::uintptr_t overflow_reach = 1u << 20;
+// How far below the stack pointer a stack access may fault: the red zone, and a probe's reach.
+constexpr std::uintptr_t below_sp = 4096;
+
+// previous_handles: whether whoever had SIGSEGV before us has a handler of its own (a JIT, a
+// runtime that traps on purpose), which a fault that is not certainly an overflow goes to.
+bool previous_handles() noexcept {
+  if (g_previous.sa_flags & SA_SIGINFO) return g_previous.sa_sigaction != nullptr;
+  return g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN && g_previous.sa_handler;
+}
 
 void on_segv(int sig, siginfo_t* info, void* uctx) {
   const int saved_errno = errno;
@@ -114,11 +123,14 @@ void on_segv(int sig, siginfo_t* info, void* uctx) {
     const auto base = reinterpret_cast<std::uintptr_t>(rs.stk->base);
     const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
     const std::uintptr_t sp = stack_pointer(uctx);
-    // The guard page hit, or (any stack) the stack pointer below the base: a frame larger than the
-    // guard page stepped over it (alloca, a big local array), or a slab stack ran into the one
-    // below it, and this access faulted beyond.
+    // The guard page hit; or (any stack) the stack pointer below the base and the fault a stack
+    // access near it: a frame larger than the guard page stepped over it (alloca, a big local
+    // array), or a slab stack ran into the one below it, and this access faulted beyond. A fault
+    // elsewhere with the stack pointer low (code on a stack of its own below ours, a null
+    // pointer) is not claimed, and the second kind goes to a previous handler if there is one.
     const bool guard_hit = rs.stk->origin == stack::kind::guarded && addr < base && addr >= base - page;
-    const bool sp_below = sp && sp < base && base - sp <= overflow_reach;
+    const bool sp_below = sp && sp < base && base - sp <= overflow_reach && addr < base && addr + below_sp >= sp &&
+                          !previous_handles();
     if (guard_hit || sp_below) {
       if (rs.describe) rs.describe(rs);
       sig_buf b;

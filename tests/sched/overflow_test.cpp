@@ -99,14 +99,17 @@ TEST_SUITE("sched.overflow") {
     INFO("child stderr: " << r.err);
     REQUIRE_FALSE(r.exited_with(4));
     REQUIRE_FALSE(r.exited_with(5));
-    const std::string want = expected(r) + ": its stack pointer is past the stack's end (a frame bigger than the "
-                                           "guard page stepped over it)";
+    // Where the compiler probes big frames page by page (-fstack-clash-protection, the default of
+    // some distributions' GCC), the probe hits the guard page first; Debian's GCC does not probe.
+    const std::string stepped = expected(r) + ": its stack pointer is past the stack's end (a frame bigger than the "
+                                              "guard page stepped over it)";
+    const std::string probed = expected(r) + ": hit the guard page";
 #if GR_TEST_ASAN
     CHECK(r.died());
-    CHECK((r.says(want) || r.says("AddressSanitizer")));
+    CHECK((r.says(stepped) || r.says(probed) || r.says("AddressSanitizer")));
 #else
     CHECK(r.killed_by(SIGSEGV));
-    CHECK(r.says(want));
+    CHECK((r.says(stepped) || r.says(probed)));
 #endif
   }
 

@@ -27,7 +27,7 @@ namespace gr_test {
 // step_over_guard_page: one frame that reaches `below` bytes under `base` (the running stack's
 // lowest usable byte, above its guard page), written at its low end first, as a large buffer
 // filled from its start would be: the first access lands past the guard page, not on it. Should
-// that memory be mapped, frames of a few KiB follow until one faults.
+// that memory be mapped, frames of about 300 bytes follow until one faults.
 [[gnu::noinline]] inline std::size_t step_over_guard_page(const void* base, std::size_t below) {
   volatile char here = 0;
   const auto sp = reinterpret_cast<std::uintptr_t>(&here);
