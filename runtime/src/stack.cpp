@@ -462,6 +462,11 @@ stack_stats stack_statistics() noexcept {
 
 void detail::prepare_thread_stacks() noexcept { (void)pool(); }
 
+void detail::disown_stack(const stack& s) noexcept {
+  if (!s) return;
+  if (thread_pool* tp = tls_pool) --tp->live;  // no pool (gone at thread exit): nothing counts it
+}
+
 void detail::adopt_stack(const stack& s) noexcept {
   if (!s) return;
   if (thread_pool* tp = pool()) ++tp->live;

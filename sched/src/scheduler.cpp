@@ -254,7 +254,7 @@ void destroy_task(task_ctl* t) noexcept {
     unlink_task(*t->sched, t);
   else if (!t->is_main)
     adopt_stack(t->memory);  // its thread ended (shutdown() disowned it): the stack becomes ours
-  t->destroy(t);
+  t->destroy(t, frame_part::all);
 }
 
 void reap(sched_state& s) noexcept { destroy_task(std::exchange(s.zombie, nullptr)); }
@@ -321,13 +321,15 @@ std::string exception_text(const std::exception_ptr& e) {
 
 // report_unjoined: runs inside finish_task (on the dying task's stack) or task::detach (noexcept),
 // where nothing may escape: an exception out of the user's handler is reported and dropped.
-void report_unjoined(sched_state& s, task_ctl& t) noexcept {
+// `s`: the task's scheduler, whose handler (if any) gets the report; null once its thread has
+// ended (a handle dropped later, elsewhere): then stderr does.
+void report_unjoined(sched_state* s, task_ctl& t) noexcept {
   t.exception_taken = true;
   try {
     task_info info = info_of(t);
-    if (s.unjoined) {
+    if (s && s->unjoined) {
       try {
-        s.unjoined(info, t.exception);
+        s->unjoined(info, t.exception);
         return;
       } catch (...) {
         std::fprintf(stderr, "gr: the unjoined-exception handler threw: %s\n",
@@ -378,7 +380,7 @@ void finish_task(sched_state& s, task_ctl& t) {
     wake(n->task);
   }
   if (s.main_in_run && s.live == 0) wake(&s.main);
-  if (t.exception && t.detached && !t.exception_taken) report_unjoined(s, t);
+  if (t.exception && t.detached && !t.exception_taken) report_unjoined(&s, t);
   task_ctl* next = pick_next(s);
   GR_DEBUG_EVENT(s, trace_event::type::switch_, &t, next, nullptr, wake_reason::none, nullptr);
   if (--t.refs == 0) s.zombie = &t;
@@ -429,12 +431,15 @@ void shutdown(sched_state& s) noexcept {
     unlink_task(s, t);
     t->sched = nullptr;
     if (t->refs == 0) {
-      t->destroy(t);
+      t->destroy(t, frame_part::all);
     } else {
-      // A handle outlives the thread and frees the frame wherever it is dropped: the greenlet
-      // leaves this thread now (its links and count are this thread's, unsynchronized), and
-      // destroy_task() then only ends the frame and frees the stack.
+      // A handle outlives the thread and frees the frame wherever it is dropped. What is this
+      // thread's goes now: the callable of a task that never ran, the greenlet (its links and
+      // count are this thread's, unsynchronized) and the stack's place in this thread's count;
+      // destroy_task() then only ends the frame and frees the stack, adopted where it runs.
+      t->destroy(t, frame_part::callable);
       t->gl->disown_thread();
+      disown_stack(t->memory);
     }
   }
 }
@@ -629,7 +634,7 @@ task launch(task_ctl* c, std::string&& name, const std::source_location& where) 
       spawned_in_shutdown(name, where);
     s.rr.reserve(s.live + 2);  // a slot for every live task, this one and the main task
   } catch (...) {
-    c->destroy(c);
+    c->destroy(c, frame_part::all);
     throw;
   }
   c->sched = &s;
@@ -700,8 +705,8 @@ void task::detach() noexcept {
   if (c->sched && c->sched != detail::tls_sched) [[unlikely]]
     detail::foreign_task(c, "detached (its handle dropped or detached)");
   c->detached = true;
-  if (c->state == detail::task_state::done && c->exception && !c->exception_taken && c->sched)
-    detail::report_unjoined(*c->sched, *c);
+  if (c->state == detail::task_state::done && c->exception && !c->exception_taken)
+    detail::report_unjoined(c->sched, *c);
   detail::release_ref(c);
 }
 
@@ -713,9 +718,6 @@ namespace {
   throw error("gr::task::join: the task handle is empty (moved from, joined or detached)");
 }
 [[noreturn, gnu::cold, gnu::noinline]] void throw_join_misuse(const task_ctl* c) {
-  if (!c->sched)  // its thread ended: shutdown() unwound it, and a handle outlived the thread
-    throw error(fmt::format("gr::task::join: {} belongs to a scheduler that has shut down (its thread ended)",
-                            task_label(*c)));
   if (c->sched != tls_sched)
     throw error(fmt::format("gr::task::join: {} belongs to another thread's scheduler", task_label(*c)));
   throw error(fmt::format("gr::task::join: {} cannot join itself", task_label(*c)));
@@ -764,8 +766,12 @@ detail::task_ctl* task::join_checked() const {
   if (!c) [[unlikely]]
     detail::throw_join_empty();
   detail::sched_head* const here = detail::tls_sched;
-  if (!here || c->sched != here || c == here->current) [[unlikely]]
+  if (!here || c->sched != here || c == here->current) [[unlikely]] {
+    // Its thread has ended: the task is done (unwound, if it had not finished) and its outcome
+    // is kept for this join, on any thread.
+    if (!c->sched) return c;
     detail::throw_join_misuse(c);
+  }
   detail::raise_if_cancelled(*c->sched);
   return c;
 }

@@ -14,6 +14,7 @@
 #include <doctest/doctest.h>
 
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -110,30 +111,47 @@ TEST_SUITE("sched.shutdown") {
     });
   }
 
-  TEST_CASE("a task handle that outlives its thread is dropped on another thread quietly") {
+  TEST_CASE("a task handle that outlives its thread joins or is dropped on another thread") {
     // Its frame's greenlet was its thread's, and destroying it elsewhere aborted ("destroyed on
-    // another thread"), naming a greenlet the program never made. The thread's end now lets the
-    // frame go, and the handle frees it wherever it is dropped.
+    // another thread"), naming a greenlet the program never made; join() threw. The thread's end
+    // now lets the frame go, and the handle gives the task's outcome, or frees it, on any thread.
     const auto before = gr::stack_statistics().live;
+    std::string text;
+    // dtor_thread_recorder: notes the thread it is destroyed on (the last copy's wins).
+    struct dtor_thread_recorder {
+      std::thread::id* out;
+      ~dtor_thread_recorder() { *out = std::this_thread::get_id(); }
+    };
+    std::thread::id callable_died_on, spawner;
     {
-      gr::task finished, unwound;
-      gr_test::capture_stderr quiet;  // the thread's end lists the task it unwinds
+      gr::task finished, failed, unwound, never_started, dropped;
+      gr_test::capture_stderr err;  // the thread's end lists the tasks it unwinds
       std::thread([&] {
         finished = gr::spawn([] {}, {.name = "short"});
+        failed = gr::spawn([] { throw std::runtime_error("lost?"); }, {.name = "failed"});
         unwound = gr::spawn([] { gr::sleep_for(1h); }, {.name = "sleeper"});
-        gr::yield();  // "short" ends, "sleeper" sleeps: the thread's end unwinds it
+        dropped = gr::spawn([] { throw std::runtime_error("nobody joins me"); }, {.name = "dropped"});
+        gr::yield();  // they run: "short" ends, "failed" and "dropped" throw, "sleeper" sleeps
+        // The thread ends before it runs: its callable is destroyed there, not where the
+        // handle goes (its captures are that thread's).
+        never_started = gr::spawn([r = dtor_thread_recorder{&callable_died_on}] {}, {.name = "late"});
+        spawner = std::this_thread::get_id();
       }).join();
+      CHECK(callable_died_on == spawner);
       CHECK(finished.done());
       CHECK(unwound.done());
+      CHECK(never_started.done());
       CHECK(unwound.name() == "sleeper");
-      try {
-        finished.join();
-        FAIL("join of a task whose thread ended returned");
-      } catch (const gr::error& e) {
-        CHECK(std::string(e.what()) ==
-              "gr::task::join: task #1 'short' belongs to a scheduler that has shut down (its thread ended)");
-      }
-    }  // both handles dropped here, on this thread
+      CHECK_NOTHROW(finished.join());
+      CHECK_THROWS_WITH_AS(failed.join(), "lost?", std::runtime_error);
+      CHECK_NOTHROW(unwound.join());
+      CHECK_NOTHROW(never_started.join());
+      dropped = gr::task();  // dropped here, on this thread: its exception is reported
+      text = err.text();
+    }
+    INFO(text);
+    CHECK(gr_test::contains(text, "gr: task 'dropped' (#"));
+    CHECK(gr_test::contains(text, "ended with an exception nobody joined: std::runtime_error: nobody joins me"));
     CHECK(gr::stack_statistics().live == before);  // the stacks became this thread's and went back
   }
 

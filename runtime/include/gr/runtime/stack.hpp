@@ -131,9 +131,11 @@ inline void write_canary(const stack& s) noexcept {
 // releases go straight to the kernel.
 void prepare_thread_stacks() noexcept;
 
-// adopt_stack: a stack that a thread since ended allocated becomes the calling thread's, counted
-// in its stack_stats::live, so that its release_stack() here balances (the scheduler's task
-// frames kept past their thread's end by a task handle).
+// disown_stack / adopt_stack: a stack in use leaves the calling thread's count of live stacks
+// (stack_stats::live) / joins it, so that the thread that finally releases it keeps balanced
+// books: the scheduler's task frames kept past their thread's end by a task handle, disowned as
+// the thread ends and adopted wherever the handle is dropped.
+void disown_stack(const stack& s) noexcept;
 void adopt_stack(const stack& s) noexcept;
 
 // The overflow handler asks the layer above which stack is running and what runs on it. The

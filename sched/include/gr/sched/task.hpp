@@ -13,7 +13,10 @@
 // The handle: a move-only gr::task. Destroying a handle that was neither joined nor detached
 // detaches the task (as Go's goroutines, tokio's JoinHandle); it runs on, and if it ends by an
 // exception nobody joins, the exception is reported on stderr with the task's name and spawn site
-// (see scheduler::set_unjoined_handler) - never silently lost. Owned by the scheduler's thread.
+// (see scheduler::set_unjoined_handler) - never silently lost. Owned by the scheduler's thread:
+// used from another thread (dropped, detached, joined, cancelled) it aborts or throws, naming the
+// task, until that thread has ended. Then the task is done (unwound, if it had not finished) and
+// the handle is anyone's: join() gives its outcome, dropping it frees it.
 #pragma once
 
 #include <gr/runtime/error.hpp>
@@ -60,7 +63,8 @@ public:
   // join: blocks the calling task until this one has finished, then rethrows the exception that
   // ended it, if any (a task ended by cancellation joins normally). Afterwards the handle is
   // empty. Throws gr::error on an empty handle, when a task joins itself, for a task of another
-  // thread's scheduler (or of one that has shut down), or when another task joined (or detached)
+  // running thread's scheduler (one whose thread has ended gives its outcome at once, on any
+  // thread), or when another task joined (or detached)
   // the same handle while this one waited; gr::task_cancelled if the caller is cancelled meanwhile
   // (the task runs on and can be joined again).
   void join();
@@ -71,6 +75,7 @@ public:
   bool join_for(std::chrono::duration<Rep, Period> d);
 
   // detach: lets the task run on by itself; the handle becomes empty. No-op on an empty handle.
+  // On another thread than the task's (while that one runs) it aborts, naming the task.
   void detach() noexcept;
 
   // cancel: asks the task to stop. It raises gr::task_cancelled inside the task at its current
@@ -134,9 +139,11 @@ public:
 
   task_ctl ctl;
 
-  static void destroy(task_ctl* c) noexcept;
+  static void destroy(task_ctl* c, frame_part part) noexcept;
 
 private:
+  // end_frame: destroy() once the callable is gone: the frame and the stack.
+  static void end_frame(task_ctl* c, frame_part) noexcept;
   F* fn_storage() noexcept { return std::launder(reinterpret_cast<F*>(storage_)); }
   void* run(void*) override;
   void describe_running(running_stack& out) const noexcept override { describe_task_stack(ctl, out); }
@@ -173,11 +180,20 @@ void* task_frame<F>::run(void*) {
 }
 
 template <class F>
-void task_frame<F>::destroy(task_ctl* c) noexcept {
+void task_frame<F>::destroy(task_ctl* c, frame_part part) noexcept {
   auto* self = static_cast<task_frame*>(c->gl);
-  stack mem = c->memory;
   if (!self->started()) std::destroy_at(self->fn_storage());  // never ran: run_task did not end it
-  self->~task_frame();
+  if (part == frame_part::callable) {
+    c->destroy = &end_frame;  // the callable is gone, whatever happens to the frame now
+    return;
+  }
+  end_frame(c, part);
+}
+
+template <class F>
+void task_frame<F>::end_frame(task_ctl* c, frame_part) noexcept {
+  stack mem = c->memory;
+  static_cast<task_frame*>(c->gl)->~task_frame();
   release_stack(mem);
 }
 

@@ -50,6 +50,11 @@ struct wait_reason {
   std::string (*describe)(const void* object) = nullptr;
 };
 
+// frame_part: what task_ctl::destroy ends: the whole frame (and its stack), or only the callable of
+// a task that never started, on its own thread, when its frame outlives the thread (a handle keeps
+// it) and is ended later wherever the handle is dropped.
+enum class frame_part : unsigned char { all, callable };
+
 // 64-byte aligned, and the switch path's fields (gl through switches) come first: a yield touches
 // one cache line of its control block.
 struct alignas(64) task_ctl {
@@ -82,7 +87,7 @@ struct alignas(64) task_ctl {
   std::source_location spawned_at{};
   std::string name;
   stack memory{};                     // the whole stack, frame included (spawned tasks)
-  void (*destroy)(task_ctl*) noexcept = nullptr;  // ends the frame and frees the stack
+  void (*destroy)(task_ctl*, frame_part) noexcept = nullptr;  // ends the frame and frees the stack
 
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 };
