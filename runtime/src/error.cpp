@@ -9,11 +9,15 @@ namespace {
 std::atomic<abort_hook> g_abort_hook{nullptr};
 
 // before_abort: the hook, once (exchanged out, so an abort inside it does not run it again), then
-// every stdio stream flushed: abort() flushes nothing, and what the program printed before the
-// error (buffered when stdout is a pipe or file) would be lost with it.
+// stdout flushed: abort() flushes nothing, and what the program printed before the error (buffered
+// when stdout is a pipe or file) would be lost with it. Only if its lock is free: another thread
+// holding it (blocked writing to a full pipe, say) must not turn the abort into a hang.
 void before_abort() noexcept {
   if (abort_hook fn = g_abort_hook.exchange(nullptr)) fn();
-  std::fflush(nullptr);
+  if (::ftrylockfile(stdout) == 0) {
+    ::fflush_unlocked(stdout);
+    ::funlockfile(stdout);
+  }
 }
 }  // namespace
 

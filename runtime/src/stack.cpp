@@ -127,24 +127,34 @@ struct slab_class {
   std::vector<void*> free;
 };
 
-std::mutex g_slab_mutex;
-std::vector<slab_class> g_slabs;           // guarded by g_slab_mutex
-std::map<std::uintptr_t, slab> g_slab_maps;  // by slot 0's base; guarded by g_slab_mutex
-std::size_t g_slab_slots = 0;              // guarded by g_slab_mutex
+// The slabs, all guarded by `mutex`. Made on first use and never destroyed: a stack may be
+// released during static destruction (a task handle at namespace scope), after a static object
+// would have gone.
+struct slab_registry {
+  std::mutex mutex;
+  std::vector<slab_class> classes;
+  std::map<std::uintptr_t, slab> maps;  // by slot 0's base
+  std::size_t slots = 0;
+};
+slab_registry& slabs() noexcept {
+  static slab_registry* const r = new slab_registry;
+  return *r;
+}
 
-// slab_of: the slab `base` (a slot's base) belongs to, and the slot's index in it.
-std::pair<slab*, std::size_t> slab_of(const void* base) noexcept {
+// slab_of: the slab `base` (a slot's base) belongs to, and the slot's index in it. Under reg.mutex.
+std::pair<slab*, std::size_t> slab_of(slab_registry& reg, const void* base) noexcept {
   const auto at = reinterpret_cast<std::uintptr_t>(base);
-  auto it = g_slab_maps.upper_bound(at);
-  GR_ASSERT(it != g_slab_maps.begin(), "an unguarded stack was released that no slab holds");
+  auto it = reg.maps.upper_bound(at);
+  GR_ASSERT(it != reg.maps.begin(), "an unguarded stack was released that no slab holds");
   slab& sl = (--it)->second;
   return {&sl, (at - it->first) / sl.size};
 }
 
 stack take_slab_slot(std::size_t size) {
-  std::lock_guard lock(g_slab_mutex);
-  auto it = std::find_if(g_slabs.begin(), g_slabs.end(), [&](const slab_class& c) { return c.size == size; });
-  if (it == g_slabs.end()) it = g_slabs.insert(g_slabs.end(), slab_class{size, {}});
+  slab_registry& reg = slabs();
+  std::lock_guard lock(reg.mutex);
+  auto it = std::find_if(reg.classes.begin(), reg.classes.end(), [&](const slab_class& c) { return c.size == size; });
+  if (it == reg.classes.end()) it = reg.classes.insert(reg.classes.end(), slab_class{size, {}});
   if (it->free.empty()) {
     // About 16 MiB a mapping, between 8 and 1,024 slots: few mappings for a million stacks.
     // Each slot starts slab_shift bytes below a page boundary, so its low-end canary sits in the
@@ -157,22 +167,22 @@ stack take_slab_slot(std::size_t size) {
     if (p == MAP_FAILED) throw_map_failure(errno, size, "map a slab for");
     char* first = static_cast<char*>(p) + lead - slab_shift;
     try {
-      g_slab_maps.emplace(reinterpret_cast<std::uintptr_t>(first), slab{first, size, std::vector<bool>(slots)});
+      reg.maps.emplace(reinterpret_cast<std::uintptr_t>(first), slab{first, size, std::vector<bool>(slots)});
       it->free.reserve(it->free.size() + slots);
     } catch (...) {
-      g_slab_maps.erase(reinterpret_cast<std::uintptr_t>(first));
+      reg.maps.erase(reinterpret_cast<std::uintptr_t>(first));
       ::munmap(p, lead + slots * size);
       throw;
     }
     for (std::size_t i = slots; i-- > 0;) it->free.push_back(first + i * size);
-    g_slab_slots += slots;
+    reg.slots += slots;
   }
   stack s;
   s.base = it->free.back();
   it->free.pop_back();
   s.size = size;
   s.origin = stack::kind::unguarded;
-  auto [sl, i] = slab_of(s.base);
+  auto [sl, i] = slab_of(reg, s.base);
   sl->used[i] = true;
   return s;
 }
@@ -189,12 +199,13 @@ void return_slab_slot(stack& s) noexcept {
     if (to > from) ::madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
   };
   drop(lo, hi);
-  std::lock_guard lock(g_slab_mutex);
-  auto [sl, i] = slab_of(s.base);
+  slab_registry& reg = slabs();
+  std::lock_guard lock(reg.mutex);
+  auto [sl, i] = slab_of(reg, s.base);
   sl->used[i] = false;
   if (i + 1 == sl->used.size() || !sl->used[i + 1]) drop(hi, hi + page);  // this slot's top page
   if (i == 0 || !sl->used[i - 1]) drop(lo - page, lo);                    // the page below it
-  for (auto& c : g_slabs) {
+  for (auto& c : reg.classes) {
     if (c.size == s.size) {
       // The vector has room for every slot of its class (reserved with each new slab).
       c.free.push_back(s.base);
@@ -455,8 +466,9 @@ stack_stats stack_statistics() noexcept {
   }
   st.guarded_live = g_guarded_live.load(std::memory_order_relaxed);
   st.guard_budget = g_guard_budget.load(std::memory_order_relaxed);
-  std::lock_guard lock(g_slab_mutex);
-  st.unguarded_slots = g_slab_slots;
+  slab_registry& reg = slabs();
+  std::lock_guard lock(reg.mutex);
+  st.unguarded_slots = reg.slots;
   return st;
 }
 

@@ -457,7 +457,6 @@ time_point sched_now() {
 }
 
 namespace {
-// Cold and out of line: flattened callers (join) would inline its event and throw.
 // max_cancel_raises: a cancelled task (or one being unwound at thread exit) that has caught
 // task_cancelled this many times and still goes on is in a loop that swallows it, `catch (...)`
 // around a blocking call: every call raises at once (cancellation is sticky), so it spins
@@ -474,6 +473,7 @@ inline constexpr std::uint32_t max_cancel_raises = 100'000;
                     s.shutting_down ? "its thread is ending and unwinds it" : "it was cancelled"));
 }
 
+// throw_cancelled: cold and out of line: flattened callers (join) would inline its event and throw.
 [[noreturn, gnu::cold, gnu::noinline]] void throw_cancelled(sched_state& s) {
   if (++s.current->cancel_raises > max_cancel_raises) [[unlikely]]
     cancel_swallowed(s);

@@ -35,6 +35,7 @@ struct trace_event {
     switch_,  // `task` stops running and `other` starts (a yield, a block, an exit)
     block,    // `task` parks; `reason` says on what
     wake,     // `task` is made runnable by `other` (its waker: the running task); `wake` says why
+              // (for a timeout or the deadlock nobody woke it, and `other` is 0)
     exit,     // `task`'s function is over; `error` is the exception that ended it, if any
     throw_,   // gr::task_cancelled is raised inside `task`
     cancel,   // `other` asked `task` to stop

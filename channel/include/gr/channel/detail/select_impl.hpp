@@ -164,6 +164,14 @@ constexpr bool not_a_kept_borrowing_case() {
     return true;
 }
 
+// case_arguments_ok: what check_case_arguments asserts, as a value: select() instantiates nothing
+// more when it is false, so the assertion's sentence is the only error.
+template <class... Args>
+constexpr bool case_arguments_ok() {
+  return (!std::is_same_v<std::remove_cvref_t<Args>, select_options> && ...) &&
+         (not_a_kept_borrowing_case<Args>() && ...);
+}
+
 template <class... Args>
 constexpr void check_case_arguments() {
   static_assert((!std::is_same_v<std::remove_cvref_t<Args>, select_options> && ...),
@@ -179,14 +187,20 @@ constexpr void check_case_arguments() {
 template <class... Cases>
 std::size_t select(const select_options& opts, Cases&&... cases) {
   detail::check_case_arguments<Cases...>();
-  return detail::select_impl(&opts, std::index_sequence_for<Cases...>{}, cases...);
+  if constexpr (detail::case_arguments_ok<Cases...>())  // else only the assertion's one sentence
+    return detail::select_impl(&opts, std::index_sequence_for<Cases...>{}, cases...);
+  else
+    return 0;
 }
 
 template <class First, class... Cases>
   requires(!std::is_same_v<std::remove_cvref_t<First>, select_options>)
 std::size_t select(First&& first, Cases&&... cases) {
   detail::check_case_arguments<First, Cases...>();
-  return detail::select_impl(nullptr, std::index_sequence_for<First, Cases...>{}, first, cases...);
+  if constexpr (detail::case_arguments_ok<First, Cases...>())
+    return detail::select_impl(nullptr, std::index_sequence_for<First, Cases...>{}, first, cases...);
+  else
+    return 0;
 }
 
 inline std::size_t select() { return detail::select_impl(nullptr, std::index_sequence<>{}); }
