@@ -29,6 +29,12 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_THREAD__)
+#define GR_DUMP_TEST_TSAN 1
+#else
+#define GR_DUMP_TEST_TSAN 0
+#endif
+
 using namespace std::chrono_literals;
 using gr_test::contains;
 
@@ -364,6 +370,7 @@ TEST_SUITE("sched.dump") {
       CHECK(r.says("gr: the Chrome trace so far is in " + path));
       CHECK(contains(file_text(), "worker"));
     }
+#if !GR_DUMP_TEST_TSAN  // TSan runs a handler only when the thread next enters its runtime: never, in read()
     SUBCASE("while the program is blocked outside the scheduler") {
       // No scheduler event comes (main waits in read(), its task on a semaphore): the trace is
       // written by gr's own thread all the same, and the signal ends the process.
@@ -374,9 +381,11 @@ TEST_SUITE("sched.dump") {
         gr::scheduler::current().run_once();
         int fds[2];
         if (::pipe(fds) != 0) ::_exit(4);
-        std::thread killer([] {
+        // To the main thread, blocked in read(), as the kernel may choose.
+        const pthread_t blocked_thread = ::pthread_self();
+        std::thread killer([blocked_thread] {
           std::this_thread::sleep_for(50ms);
-          ::kill(::getpid(), SIGTERM);
+          ::pthread_kill(blocked_thread, SIGTERM);
         });
         killer.detach();
         char c;
@@ -389,6 +398,7 @@ TEST_SUITE("sched.dump") {
       CHECK_FALSE(r.says("read returned"));
       CHECK(contains(file_text(), "blocked: acquire semaphore 'never'"));
     }
+#endif
     SUBCASE("a second signal ends the program at once") {
       const auto r = gr_test::run_in_child([&] {
         gr::start_chrome_trace(path);

@@ -13,6 +13,14 @@
 #endif
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define GR_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GR_TEST_TSAN 1
+#endif
+#endif
+
 namespace gr_test {
 
 // recurse_until_overflow: frames of about 300 bytes each, far more than any test stack holds.
