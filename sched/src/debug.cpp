@@ -75,7 +75,7 @@ void unregister_scheduler(sched_state& s) noexcept {
   }
 }
 
-void answer_signals() noexcept {
+void dump_if_asked() noexcept {
   const unsigned flags = g_debug.load(std::memory_order_relaxed);
   // Not while the thread's tasks are being unwound: what they wait on may be gone with the frames
   // of tasks unwound before them. The request stays for another scheduler.
@@ -93,7 +93,7 @@ void debug_event(sched_state& s, trace_event::type what, const task_ctl* task, c
   const unsigned flags = g_debug.load(std::memory_order_relaxed);
   // At any event, not only a switch: a task woken by its own timer while the others wait runs on
   // without a switch, and the dump would wait until something else happened.
-  if (flags & debug_dump) answer_signals();
+  if (flags & debug_dump) dump_if_asked();
   trace_hook hook = g_hook.load(std::memory_order_acquire);
   if (!(flags & debug_trace) || !hook) return;
   trace_event e{};

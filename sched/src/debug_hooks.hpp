@@ -28,11 +28,11 @@ inline constexpr unsigned debug_dump = 2;   // a signal asked for a dump at the 
 void debug_event(sched_state& s, trace_event::type what, const task_ctl* task, const task_ctl* other,
                  const wait_reason* reason, wake_reason wake, const std::exception_ptr* error) noexcept;
 
-// answer_signals: prints the dump a signal asked for (dump_on_signal), if one did: once per
+// dump_if_asked: prints the dump a signal asked for (dump_on_signal), if one did: once per
 // signal. The scheduler calls it at every event (debug_event), at a yield with nothing else to
 // run, and when its idle wait for a timer ends, which a signal cuts short
 // (steady_clock_source::wait_until).
-void answer_signals() noexcept;
+void dump_if_asked() noexcept;
 
 // register_scheduler / unregister_scheduler: the process-wide list debuggers read
 // (gr_debug_schedulers), so `gr tasks` works from memory alone, on a core file too.

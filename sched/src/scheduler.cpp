@@ -216,7 +216,7 @@ std::string blocked_lines(sched_state& s, bool only_blocked) {
 // the dump is printed on the way out.
 bool idle_wait(sched_state& s, time_point tp) {
   const bool got_there = s.clk->wait_until(tp);
-  if (debug_hooked()) answer_signals();
+  if (debug_hooked()) dump_if_asked();
   return got_there;
 }
 
@@ -908,7 +908,7 @@ void yield() {
     // Nothing else is runnable: no switch, so no event at which a dump_on_signal request would
     // be answered; a task that yields alone in a loop answers it here.
     if (detail::debug_hooked()) [[unlikely]]
-      detail::answer_signals();
+      detail::dump_if_asked();
     return;
   }
   if (!s.custom) [[likely]]
