@@ -189,22 +189,20 @@ stack take_slab_slot(std::size_t size) {
 
 void return_slab_slot(stack& s) noexcept {
   // The memory goes back to the kernel; the address range stays with the slab. The slot's whole
-  // pages go at once; the page its top shares with the canary of the slot above goes once that
-  // slot is free too, and the page below it (the top of the slot below, with this slot's canary)
-  // once the slot below is. Under the lock: a neighbour taken meanwhile must not lose a page.
+  // pages go; so does the page its top shares with the canary of the slot above if that slot is
+  // free too, and the page below it (the top of the slot below, with this slot's canary) if the
+  // slot below is. One madvise for the lot (three calls made a million-stack teardown a third
+  // slower), under the lock: a neighbour taken meanwhile must not lose a page.
   const std::size_t page = page_size();
-  const auto lo = (reinterpret_cast<std::uintptr_t>(s.base) + page - 1) / page * page;
-  const auto hi = reinterpret_cast<std::uintptr_t>(s.top()) / page * page;
-  auto drop = [](std::uintptr_t from, std::uintptr_t to) noexcept {
-    if (to > from) ::madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
-  };
-  drop(lo, hi);
+  auto from = (reinterpret_cast<std::uintptr_t>(s.base) + page - 1) / page * page;
+  auto to = reinterpret_cast<std::uintptr_t>(s.top()) / page * page;
   slab_registry& reg = slabs();
   std::lock_guard lock(reg.mutex);
   auto [sl, i] = slab_of(reg, s.base);
   sl->used[i] = false;
-  if (i + 1 == sl->used.size() || !sl->used[i + 1]) drop(hi, hi + page);  // this slot's top page
-  if (i == 0 || !sl->used[i - 1]) drop(lo - page, lo);                    // the page below it
+  if (i + 1 == sl->used.size() || !sl->used[i + 1]) to += page;  // this slot's top page
+  if (i == 0 || !sl->used[i - 1]) from -= page;                   // the page below it
+  if (to > from) ::madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
   for (auto& c : reg.classes) {
     if (c.size == s.size) {
       // The vector has room for every slot of its class (reserved with each new slab).
