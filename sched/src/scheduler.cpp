@@ -17,6 +17,7 @@
 #include "debug_hooks.hpp"
 
 #include <gr/greenlet/greenlet.hpp>
+#include <gr/runtime/detail/sanitizer.hpp>
 #include <gr/sched/errors.hpp>
 #include <gr/sched/task.hpp>
 #include <gr/sched/this_task.hpp>
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -39,11 +41,20 @@ namespace {
 
 
 void shutdown(sched_state& s) noexcept;
+void leave_at_exit(sched_state& s) noexcept;
+
+// process_exiting: the thread-locals being destroyed are the main thread's, so the process is in
+// exit() (main() returned, or exit() was called). Other threads' end while the process goes on.
+bool process_exiting() noexcept { return ::syscall(SYS_gettid) == ::getpid(); }
 
 struct sched_owner {
   sched_state* s = nullptr;
   ~sched_owner() {
     if (!s) return;
+    if (process_exiting()) {
+      leave_at_exit(*s);  // the state stays, and tls_sched with it
+      return;
+    }
     shutdown(*s);
     unregister_scheduler(*s);
     delete s;
@@ -390,6 +401,36 @@ void finish_task(sched_state& s, task_ctl& t) {
   t.gl->set_parent_unchecked(next->gl);
 }
 
+// leave_at_exit: the main thread's scheduler as the process exits. Go's rule: tasks left
+// unfinished are neither run again nor unwound. Unwinding them here would run their destructors
+// after main()'s locals are gone (a task's guard calling done() on a wait_group of main()'s is a
+// use after free), or, after exit() from a task, on the stack that is being unwound. They are
+// reported (one left behind is usually a bug), and what they hold stays with the process: the
+// state is kept, so a task handle of static storage dropped later still finds it; a blocking call
+// from here on raises task_cancelled, and a spawn throws.
+void leave_at_exit(sched_state& s) noexcept {
+  if (s.zombie) reap(s);
+  s.shutting_down = true;
+  s.stopped.at = s.last_now;  // main()'s clock may be gone already (see shutdown())
+  s.clk = &s.stopped;
+  if (s.live > 0) {
+    try {
+      std::string msg = fmt::format(
+          "gr: the program is exiting with {} unfinished task(s), left as they are (as in Go, their destructors do "
+          "not run: main()'s locals they may use are gone; join or cancel them before main() returns to unwind "
+          "them):\n",
+          s.live);
+      msg += blocked_lines(s, false);
+      std::fputs(msg.c_str(), stderr);
+    } catch (...) {
+    }
+  }
+  // LeakSanitizer does not scan stacks it was not told of: what the tasks' frames point to would
+  // be reported as leaked, when it is only left behind like the tasks.
+  for (task_ctl* t = s.all_tail; t && t != &s.main; t = t->all_prev)
+    if (t->state != task_state::done) san_keep_reachable(t->memory.base, t->memory.size);
+}
+
 // shutdown: the thread is ending with tasks unfinished: report them, then unwind each one's stack
 // (blocking calls raise task_cancelled meanwhile) so destructors run and stacks go back.
 void shutdown(sched_state& s) noexcept {
@@ -619,12 +660,13 @@ namespace {
 }  // namespace
 
 // spawned_in_shutdown: a task spawned while shutdown() unwinds the thread's tasks (from a
-// destructor that runs then) could never run: the thread is ending.
+// destructor that runs then), or after leave_at_exit(), could never run: the thread is ending.
 [[noreturn, gnu::cold, gnu::noinline]] void spawned_in_shutdown(std::string_view name,
                                                                const std::source_location& where) {
-  throw error(fmt::format("gr::spawn: the task{} spawned at {}:{} would never run: its thread's scheduler is unwinding "
-                          "its tasks at thread exit",
-                          name.empty() ? std::string() : fmt::format(" '{}'", name), where.file_name(), where.line()));
+  throw error(fmt::format("gr::spawn: the task{} spawned at {}:{} would never run: {}",
+                          name.empty() ? std::string() : fmt::format(" '{}'", name), where.file_name(), where.line(),
+                          process_exiting() ? "the process is exiting"
+                                            : "its thread's scheduler is unwinding its tasks at thread exit"));
 }
 
 task launch(task_ctl* c, std::string&& name, const std::source_location& where) {

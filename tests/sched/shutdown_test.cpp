@@ -1,18 +1,24 @@
 // A thread that ends while its scheduler still has blocked tasks: the scheduler reports them and
 // unwinds their stacks (newest first). Each scenario runs on its own std::thread, so its end is a
 // real thread exit; an abort or a crash there would take the whole test binary down. Each also
-// checks that the unwinding gave every stack back.
+// checks that the unwinding gave every stack back. The main thread's end is the process's exit,
+// where tasks are left as they are (Go's rule): those scenarios run in a forked child.
+#include "child_process.hpp"
 #include "test_util.hpp"
 #include "thread_check.hpp"
 
 #include <gr/sched/condition_variable.hpp>
 #include <gr/sched/mutex.hpp>
 #include <gr/sched/scheduler.hpp>
+#include <gr/sched/semaphore.hpp>
 #include <gr/sched/task.hpp>
 #include <gr/sched/this_task.hpp>
+#include <gr/sched/wait_group.hpp>
 
 #include <doctest/doctest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -193,5 +199,47 @@ TEST_SUITE("sched.shutdown") {
     }).join();
     CHECK(entities_asleep == 1);
     CHECK(clock.late_reads == 0);
+  }
+
+  TEST_CASE("the process's exit leaves unfinished tasks as they are instead of unwinding them") {
+    // Go's `defer wg.Done()` ported: a task's guard calls done() on a wait_group of main()'s.
+    // main() gives up waiting and returns; the wait_group is gone before the thread's
+    // thread-locals, so unwinding the task then was a use after free (a crash, or an ASan report).
+    SUBCASE("main() returns") {
+      const gr_test::child_result r = gr_test::run_in_child([] {
+        struct done_on_unwind {
+          gr::wait_group* wg;
+          ~done_on_unwind() {
+            std::fputs("unwound\n", stderr);
+            wg->done();
+          }
+        };
+        auto* wg = new gr::wait_group(1, "wg");
+        auto* never = new gr::semaphore(0, "never");
+        gr::spawn([wg, never] {
+          done_on_unwind guard{wg};
+          never->acquire();
+        }, {.name = "worker"}).detach();
+        CHECK_FALSE(wg->wait_for(1ms));
+        delete wg;  // main()'s locals, destroyed as it returns
+        std::exit(0);
+      });
+      INFO(r.err);
+      CHECK(r.exited_with(0));
+      CHECK(r.err.find("unwound") == std::string::npos);
+      CHECK(r.err.find("gr: the program is exiting with 1 unfinished task(s), left as they are") != std::string::npos);
+      CHECK(r.err.find("task #") != std::string::npos);
+      CHECK(r.err.find("'worker': blocked, waits to acquire semaphore 'never'") != std::string::npos);
+    }
+    SUBCASE("a task calls exit()") {
+      // The thread-locals are destroyed on the task's stack: unwinding it (and freeing that
+      // stack) there is what the old end did.
+      const gr_test::child_result r = gr_test::run_in_child([] {
+        gr::spawn([] { std::exit(7); }, {.name = "exiter"}).join();
+      });
+      INFO(r.err);
+      CHECK(r.exited_with(7));
+      CHECK(r.err.find("'exiter': running") != std::string::npos);
+    }
   }
 }

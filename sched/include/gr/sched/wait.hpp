@@ -95,7 +95,8 @@ std::string describe_waiting_task(const task_ctl& t);
 // task_label: how messages name a task: "task #3 'worker'", "task #3" unnamed, "the main task".
 std::string task_label(const task_ctl& t);
 
-// shutting_down: this thread's scheduler is unwinding its unfinished tasks at thread exit. Then a
+// shutting_down: this thread's scheduler is unwinding its unfinished tasks at thread exit (or, in
+// the main thread, has left them as they are as the process exits). Then a
 // primitive destroyed while tasks still wait on it just forgets them (they are being unwound too)
 // instead of reporting a bug.
 bool shutting_down() noexcept;

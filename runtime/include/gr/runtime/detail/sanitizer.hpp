@@ -1,5 +1,6 @@
 // gr/runtime/detail/sanitizer.hpp: tells AddressSanitizer, ThreadSanitizer and valgrind about
-// stack switches. Internal: included only by the greenlet layer's switch code.
+// stack switches and stacks. Internal: included by gr's own sources only (the greenlet layer's
+// switch code, the stacks, the scheduler's exit).
 //
 // Protocol (per switch from A to B):
 //   start_switch(A.san, B.san, A_is_dying)  just before jump_fcontext
@@ -28,6 +29,7 @@
 #if GR_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#include <sanitizer/lsan_interface.h>
 #endif
 #if GR_TSAN
 #include <sanitizer/tsan_interface.h>
@@ -96,6 +98,15 @@ inline void san_finish_switch(fiber_sanitizer_state& self, fiber_sanitizer_state
   }
 #endif
   (void)self, (void)from;
+}
+
+// san_keep_reachable: memory left as it is when the process exits (the stacks of tasks left
+// unfinished): LeakSanitizer scans it, so what lives only there is not reported as leaked.
+inline void san_keep_reachable(const void* base, std::size_t size) noexcept {
+#if GR_ASAN
+  __lsan_register_root_region(base, size);
+#endif
+  (void)base, (void)size;
 }
 
 // san_reuse: a pooled stack is handed out again; clear what an earlier greenlet left poisoned.
