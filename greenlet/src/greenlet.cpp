@@ -31,7 +31,9 @@
 #include <cxxabi.h>
 #include <fmt/format.h>
 
+#include <cstdio>
 #include <cstring>
+#include <exception>
 #include <utility>
 
 namespace gr {
@@ -234,7 +236,39 @@ struct thread_owner {
 
 bool query_running(detail::running_stack& out) noexcept;
 
+std::terminate_handler g_previous_terminate = nullptr;
+
+// on_terminate: std::terminate with gr::greenlet_exit in flight escaped a destructor or a
+// noexcept function: the greenlet was killed (destroyed, reset, kill()) while suspended in a
+// destructor that switched away during an unwinding. C++'s own message names only the type; this
+// one names the greenlet and the fix first. Then the previous handler runs.
+[[noreturn]] void on_terminate() noexcept {
+  try {
+    if (std::exception_ptr e = std::current_exception()) std::rethrow_exception(e);
+  } catch (const greenlet_exit&) {
+    try {
+      if (detail::tls_greenlet_thread) {
+        const std::string msg = fmt::format(
+            "gr: gr::greenlet_exit escaped a destructor or a noexcept function in {}: it was killed (destroyed, "
+            "reset or kill()) while suspended there, and the unwinding raises at that switch; a destructor that "
+            "switches away must catch gr::greenlet_exit around the switch\n",
+            greenlet::current()->describe());
+        std::fputs(msg.c_str(), stderr);
+      }
+    } catch (...) {
+    }
+  } catch (...) {
+  }
+  if (g_previous_terminate) g_previous_terminate();
+  std::abort();
+}
+
 [[gnu::cold, gnu::noinline]] detail::greenlet_thread& init_thread() {
+  static const bool terminate_hooked = [] {  // once per process
+    g_previous_terminate = std::set_terminate(&on_terminate);
+    return true;
+  }();
+  (void)terminate_hooked;
   static thread_local thread_owner owner;
   owner.state = new detail::greenlet_thread();
   detail::tls_greenlet_thread = owner.state;

@@ -7,6 +7,7 @@
 #include "test_util.hpp"
 
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -215,6 +216,30 @@ TEST_SUITE("greenlet.family") {
     CHECK(text(c.switch_to()) == std::string("c's result"));  // c -> middle (unstarted) -> elder -> main
     CHECK(middle.dead());
     CHECK(elder.dead());
+  }
+
+  TEST_CASE("a greenlet killed while suspended in a destructor that unwinds names itself in the terminate") {
+    // Its destructor switched away while an exception unwound the greenlet; the kill raises
+    // gr::greenlet_exit at that switch, which escapes the noexcept destructor: std::terminate,
+    // whose own message named only the type.
+    gr_test::child_result r = gr_test::run_in_child([] {
+      gr::greenlet* main = gr::greenlet::current();
+      auto* g = new gr::greenlet([main](void*) -> void* {
+        struct switches_away {
+          gr::greenlet* to;
+          ~switches_away() { to->switch_to(); }
+        };
+        switches_away guard{main};
+        throw std::runtime_error("unwinding");
+      });
+      g->set_name("in-dtor");
+      g->switch_to();  // back from the guard's destructor, mid-unwinding
+      delete g;
+      ::_exit(5);
+    });
+    CHECK(r.died());
+    CHECK(r.says("gr: gr::greenlet_exit escaped a destructor or a noexcept function in greenlet 'in-dtor'"));
+    CHECK(r.says("catch gr::greenlet_exit around the switch"));
   }
 
   TEST_CASE("destroying a suspended greenlet in the running greenlet's parent chain aborts naming it") {

@@ -31,6 +31,28 @@
 using gr_test::run_in_child;
 
 TEST_SUITE("sched.misuse") {
+  TEST_CASE("a blocking call in a destructor of a cancelled task names the task in the terminate") {
+    // Cancellation is sticky: the destructor's sleep raises again while the task unwinds, and the
+    // exception escapes the noexcept destructor. C++'s message named only gr::task_cancelled.
+    const gr_test::child_result r = gr_test::run_in_child([] {
+      gr::task t = gr::spawn([] {
+        struct sleeps_when_destroyed {
+          ~sleeps_when_destroyed() { gr::sleep_for(std::chrono::milliseconds(1)); }
+        } guard;
+        gr::sleep_for(std::chrono::hours(1));
+      }, {.name = "stubborn"});
+      gr::yield();
+      t.cancel();
+      t.join();
+      ::_exit(5);
+    });
+    INFO(r.err);
+    CHECK(r.died());
+    CHECK(r.says("gr: gr::task_cancelled escaped a destructor or a noexcept function in task #"));
+    CHECK(r.says("'stubborn' (spawned at "));
+    CHECK(r.says("while the task unwinds from its cancel; catch gr::task_cancelled around that call"));
+  }
+
   TEST_CASE("waking a task from another thread ends the process naming the task and what it waits on") {
     SUBCASE("from a thread with no scheduler") {
       const auto r = run_in_child([] {

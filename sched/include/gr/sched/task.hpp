@@ -87,7 +87,7 @@ public:
 
   bool joinable() const noexcept { return ctl_ != nullptr; }
   bool done() const noexcept;       // its function has returned or thrown (false on empty)
-  bool cancelled() const noexcept;  // cancel() was called on it
+  bool cancelled() const noexcept;  // cancel() was called on it (false on empty: ask before join())
   std::uint64_t id() const noexcept;
   const std::string& name() const noexcept;
 
