@@ -31,6 +31,7 @@
 #include <exception>
 #include <vector>
 
+#include <dirent.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -237,6 +238,17 @@ std::string blocked_lines(sched_state& s, bool only_blocked) {
   return out;
 }
 
+// count_threads: how many threads the process runs (0 if /proc cannot tell).
+std::size_t count_threads() noexcept {
+  std::size_t n = 0;
+  if (DIR* d = ::opendir("/proc/self/task")) {
+    while (const dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') ++n;
+    ::closedir(d);
+  }
+  return n;
+}
+
 // declare_deadlock: nothing can run again. Records the report and hands the main task the news.
 // Cold and out of line: inlined, its string work made pick_next (on every park) save and restore
 // six registers and a stack frame.
@@ -247,6 +259,10 @@ std::string blocked_lines(sched_state& s, bool only_blocked) {
   if (!s.timers.empty())
     report += "  (timers are pending, but the scheduler's clock cannot advance by itself: a manual_clock moves "
               "only when the program advances it)\n";
+  if (const std::size_t threads = count_threads(); threads > 1)
+    report += fmt::format("  (the process runs {} threads: a task is woken only by its own thread; a send, close, "
+                          "unlock or notify from another thread does not reach it, and is a bug)\n",
+                          threads);
   s.deadlock_report = std::move(report);
   task_ctl* m = &s.main;
   if (m->timer_index != task_ctl::npos) timer_remove(s, m);
@@ -643,11 +659,11 @@ wake_reason park_until(const wait_reason& why, time_point deadline) {
 void foreign_task(const task_ctl* t, const char* op) noexcept {
   // What it waits on, read across threads: best effort, for the message of a process that ends.
   const std::string on = t->waiting ? describe_wait(*t->waiting) : std::string();
-  fatal(fmt::format("{}{} of {} was {} from a thread that {}: a task, and the channels and primitives its tasks "
+  fatal(fmt::format("{} of {}{} was {} from a thread that {}: a task, and the channels and primitives its tasks "
                     "use, belong to one thread's scheduler; hand values between threads with something "
                     "thread-safe",
-                    task_label(*t), on.empty() ? on : ", which waits to " + on,
-                    t->sched ? "another thread's scheduler" : "a scheduler that has shut down", op,
+                    task_label(*t), t->sched ? "another thread's scheduler" : "a scheduler that has shut down",
+                    on.empty() ? on : ", which waits to " + on + ",", op,
                     tls_sched ? "runs another scheduler" : "has no scheduler"));
 }
 

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -137,6 +138,21 @@ TEST_SUITE("sched.deadlock") {
     CHECK(t.joinable());
     m.unlock();  // after a deadlock report the scheduler works on
     t.join();
+  }
+
+  TEST_CASE("a deadlock while other threads run says that they cannot wake the tasks") {
+    // A Go port that hands a value over from a std::thread: gr's channels and primitives belong to
+    // one thread, so the main task is deadlocked, and the report says why it may seem it is not.
+    gr::semaphore sem{0, "from-thread"};
+    std::mutex gate;
+    gate.lock();
+    std::thread other([&] { std::lock_guard g(gate); });  // lives until the report is in
+    const std::string report = deadlock_text([&] { sem.acquire(); });
+    gate.unlock();
+    other.join();
+    INFO(report);
+    CHECK(contains(report, "task #0 'main': blocked, waits to acquire semaphore 'from-thread'"));
+    CHECK(contains(report, "threads: a task is woken only by its own thread"));
   }
 
   TEST_CASE("a task sleeping on a clock that can advance is no deadlock") {

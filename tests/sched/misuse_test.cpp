@@ -63,7 +63,7 @@ TEST_SUITE("sched.misuse") {
       });
       CHECK(r.killed_by(SIGABRT));
       CHECK(r.says("task #"));
-      CHECK(r.says("'waiter', which waits to wait on wait_group 'group'"));
+      CHECK(r.says("'waiter' of another thread's scheduler, which waits to wait on wait_group 'group'"));
       CHECK(r.says("from a thread that has no scheduler"));
     }
     SUBCASE("from a thread that runs its own scheduler") {
@@ -77,7 +77,7 @@ TEST_SUITE("sched.misuse") {
         }).join();
       });
       CHECK(r.killed_by(SIGABRT));
-      CHECK(r.says("'waiter', which waits to acquire semaphore 'permits'"));
+      CHECK(r.says("'waiter' of another thread's scheduler, which waits to acquire semaphore 'permits'"));
       CHECK(r.says("of another thread's scheduler"));
       CHECK(r.says("from a thread that runs another scheduler"));
     }
@@ -90,7 +90,7 @@ TEST_SUITE("sched.misuse") {
       std::thread([&] { sleeper.cancel(); }).join();
     });
     CHECK(r.killed_by(SIGABRT));
-    CHECK(r.says("'sleeper', which waits to sleep"));
+    CHECK(r.says("'sleeper' of another thread's scheduler, which waits to sleep"));
     CHECK(r.says("was cancelled from a thread that has no scheduler"));
   }
 
@@ -103,7 +103,7 @@ TEST_SUITE("sched.misuse") {
       std::thread([&] { gr::task gone = std::move(sleeper); }).join();
     });
     CHECK(r.killed_by(SIGABRT));
-    CHECK(r.says("'sleeper', which waits to sleep"));
+    CHECK(r.says("'sleeper' of another thread's scheduler, which waits to sleep"));
     CHECK(r.says("was detached (its handle dropped or detached) from a thread that has no scheduler"));
   }
 
