@@ -238,6 +238,15 @@ std::string blocked_lines(sched_state& s, bool only_blocked) {
   return out;
 }
 
+// forced_unwind_in_task: a task called pthread_exit (or its thread was cancelled): the unwinding
+// cannot leave the task's stack, and swallowing it makes glibc abort with a bare "FATAL:
+// exception not rethrown".
+[[noreturn, gnu::cold, gnu::noinline]] void forced_unwind_in_task(const task_ctl& t) noexcept {
+  fatal(fmt::format("{} called pthread_exit (or was cancelled by pthread_cancel): a thread cannot end from inside a "
+                    "task, whose stack is not the thread's; end the task, and the thread from its own function",
+                    describe_waiting_task(t)));
+}
+
 // count_threads: how many threads the process runs (0 if /proc cannot tell).
 std::size_t count_threads() noexcept {
   std::size_t n = 0;
@@ -763,6 +772,8 @@ void run_task(task_ctl& c, void (*invoke)(void*), void (*destroy_fn)(void*) noex
     if (!s.shutting_down) resumed_by_hand(s, c);
     destroy_fn(fn);
     throw;
+  } catch (const abi::__forced_unwind&) {
+    forced_unwind_in_task(c);  // pthread_exit: see the greenlet layer's body()
   } catch (...) {
     c.exception = std::current_exception();
   }

@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include <pthread.h>
+
 using gr_test::arg;
 using gr_test::num;
 using gr_test::text;
@@ -216,6 +218,22 @@ TEST_SUITE("greenlet.family") {
     CHECK(text(c.switch_to()) == std::string("c's result"));  // c -> middle (unstarted) -> elder -> main
     CHECK(middle.dead());
     CHECK(elder.dead());
+  }
+
+  TEST_CASE("pthread_exit inside a greenlet ends the process naming the greenlet") {
+    // glibc's forced unwinding was swallowed by the greenlet's catch-all: a bare "FATAL:
+    // exception not rethrown".
+    gr_test::child_result r = gr_test::run_in_child([] {
+      std::thread([] {
+        gr::greenlet g([](void*) -> void* { ::pthread_exit(nullptr); });
+        g.set_name("quitter");
+        g.switch_to();
+      }).join();
+      ::_exit(5);
+    });
+    CHECK(r.died());
+    CHECK_FALSE(r.exited_with(5));
+    CHECK(r.says("gr: greenlet 'quitter' called pthread_exit"));
   }
 
   TEST_CASE("a greenlet killed while suspended in a destructor that unwinds names itself in the terminate") {

@@ -28,9 +28,23 @@
 #include <string>
 #include <thread>
 
+#include <pthread.h>
+
 using gr_test::run_in_child;
 
 TEST_SUITE("sched.misuse") {
+  TEST_CASE("pthread_exit inside a task ends the process naming the task") {
+    const gr_test::child_result r = gr_test::run_in_child([] {
+      std::thread([] { gr::spawn([] { ::pthread_exit(nullptr); }, {.name = "quitter"}).join(); }).join();
+      ::_exit(5);
+    });
+    INFO(r.err);
+    CHECK(r.died());
+    CHECK_FALSE(r.exited_with(5));
+    CHECK(r.says("'quitter' (spawned at "));
+    CHECK(r.says(") called pthread_exit (or was cancelled by pthread_cancel)"));
+  }
+
   TEST_CASE("a blocking call in a destructor of a cancelled task names the task in the terminate") {
     // Cancellation is sticky: the destructor's sleep raises again while the task unwinds, and the
     // exception escapes the noexcept destructor. C++'s message named only gr::task_cancelled.
