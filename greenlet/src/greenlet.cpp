@@ -568,7 +568,8 @@ greenlet::~greenlet() {
   // its parent's and children's links change here, and their own thread changes them unlocked.
   if (thread_ != tls_thread_state()) [[unlikely]] {
     if (thread_ == disowned_mark()) return;  // disown_thread: nothing of a thread's is left to change
-    detail::fatal(fmt::format("{} was destroyed on another thread: destroy a greenlet on the thread that created it",
+    detail::fatal(fmt::format("{} was destroyed on another thread: destroy a greenlet on the thread that created it "
+                              "(one that must outlive its thread calls disown_thread() there before the thread ends)",
                               describe()));
   }
   if (state_ == state::active) {
@@ -729,6 +730,7 @@ void* greenlet::throw_in(std::exception_ptr e) {
 
 void greenlet::inject(inject_function fn) {
   check_thread("inject");
+  if (!fn) throw error(fmt::format("gr::greenlet::inject: an empty function for {}", describe()));
   if (state_ == state::dead) throw error(fmt::format("gr::greenlet::inject: {} is dead", describe()));
   if (thread_->current == this)
     throw error(fmt::format("gr::greenlet::inject: {} is running; inject into a suspended greenlet", describe()));
@@ -748,19 +750,21 @@ bool end_kill(detail::greenlet_thread* ts, detail::kill_frame& f) noexcept {
 }
 }  // namespace
 
-void greenlet::kill() {
-  check_thread("kill");
-  if (root_) throw error(fmt::format("gr::greenlet::kill: {} cannot be killed", describe()));
+void greenlet::kill() { kill_for("kill"); }
+
+void greenlet::kill_for(const char* op) {
+  check_thread(op);
+  if (root_) throw error(fmt::format("gr::greenlet::{}: {} cannot be killed", op, describe()));
   if (state_ != state::active) return;
   detail::greenlet_thread* ts = thread_;
   greenlet* cur = ts->current;
   if (cur == this)
-    throw error(fmt::format("gr::greenlet::kill: {} is running and cannot kill or destroy itself", describe()));
+    throw error(fmt::format("gr::greenlet::{}: {} is running and cannot kill, reset or destroy itself", op, describe()));
   // An ancestor has a child, so the walk up the running greenlet's chain is rarely needed.
   if (first_child_ && in_parent_chain_of(cur)) [[unlikely]]
-    throw error(fmt::format("gr::greenlet::kill: {} is in the parent chain of the running {} and cannot be killed "
-                            "or destroyed while it waits below it",
-                            describe(), cur->describe()));
+    throw error(fmt::format("gr::greenlet::{}: {} is in the parent chain of the running {}, which would resume it "
+                            "when it ends, and cannot be killed, reset or destroyed",
+                            op, describe(), cur->describe()));
   // The unwinding ends by resuming the killer, not the old parent, which the frame keeps.
   detail::kill_frame f{this, parent_, ts->kills};
   ts->kills = &f;
@@ -774,12 +778,12 @@ void greenlet::kill() {
   }
   if (!end_kill(ts, f)) return;  // it switched away, and was destroyed before we got back
   if (state_ != state::dead)
-    throw error(fmt::format("gr::greenlet::kill: {} caught gr::greenlet_exit and switched away instead of dying",
+    throw error(fmt::format("gr::greenlet::{}: {} caught gr::greenlet_exit and switched away instead of dying", op,
                             describe()));
 }
 
 void greenlet::reset() {
-  kill();
+  kill_for("reset");
   if (state_ == state::unstarted) return;
   state_ = state::unstarted;
   ctx_ = nullptr;

@@ -12,6 +12,15 @@ using gr_test::on_stack_of;
 using gr_test::text;
 
 TEST_SUITE("greenlet.inject") {
+  TEST_CASE("an empty injection is refused naming the greenlet") {
+    gr::greenlet g([](void*) -> void* { return nullptr; });
+    g.set_name("target");
+    CHECK_THROWS_WITH_AS(g.inject(nullptr), doctest::Contains("gr::greenlet::inject: an empty function for greenlet 'target'"),
+                         gr::error);
+    g.switch_to();
+    CHECK(g.dead());
+  }
+
   TEST_CASE("an injected function runs once on the target's stack before it resumes") {
     gr::greenlet* main = gr::greenlet::current();
     std::string log;

@@ -306,6 +306,17 @@ TEST_SUITE("greenlet.lifecycle") {
     CHECK(ran);
   }
 
+  TEST_CASE("reset's errors name reset and not kill") {
+    gr::greenlet g([](void*) -> void* {
+      CHECK_THROWS_WITH(gr::greenlet::current()->reset(),
+                        doctest::Contains("gr::greenlet::reset: greenlet 'self' is running and cannot kill, reset"));
+      return nullptr;
+    });
+    g.set_name("self");
+    g.switch_to();
+    CHECK(g.dead());
+  }
+
   TEST_CASE("stacks of finished greenlets are unmapped and mapped again cleanly") {
     // Under ASan this fails if a finished greenlet's first frames, which never return, leave their
     // redzones poisoned on memory the kernel hands out again: each round's stacks, of another

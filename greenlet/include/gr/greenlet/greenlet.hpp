@@ -93,7 +93,12 @@ public:
   // thrown from a destructor aborts with a message naming the greenlet: destroying the running
   // greenlet, a suspended greenlet in the running one's parent chain (see kill()), or any greenlet
   // from a thread other than its own (even an unstarted or dead one: its thread's count and links
-  // are not synchronized). Call kill() first to get a gr::error for the first two.
+  // are not synchronized; a greenlet that must outlive its thread calls disown_thread() there
+  // first). Call kill() first to get a gr::error for the first two. The unwinding runs in this
+  // destructor, after the members of a derived class are gone and after members declared later
+  // in an enclosing object: a subclass whose run() uses its own members calls kill() in its own
+  // destructor, and a struct that holds a greenlet with the state its function uses declares
+  // the greenlet last.
   virtual ~greenlet();
 
   // switch_to: suspends the current greenlet and starts or resumes this one (or, if this one is
@@ -105,26 +110,30 @@ public:
 
   // throw_in: raises `e` inside this greenlet where it is suspended and switches to it; returns
   // what switch_to would. An unstarted greenlet dies without running and `e` travels up its
-  // parent chain; for a dead greenlet `e` is raised in its nearest live ancestor.
+  // parent chain; for a dead greenlet `e` is raised in its nearest live ancestor. Replaces an
+  // injection not yet run (it uses the same mechanism), which then never runs.
   void* throw_in(std::exception_ptr e);
 
   // inject: `fn(arg)` runs once on this greenlet's stack just before it next starts or resumes,
   // with the `arg` of that switch. If it throws, the exception is raised at the resume point (for
-  // an unstarted greenlet: it dies without running `fn`, as with throw_in). Replaces an earlier
-  // injection not yet run. Throws gr::error for a dead greenlet or the current one.
+  // an unstarted greenlet: it dies without running `fn`, as with throw_in). If the switch that
+  // resumes it already carries an exception (a child that died by one), the injection's
+  // exception is raised instead and the child's is dropped: the last one raised wins, as when a
+  // destructor's exception replaces one in flight. Replaces an earlier injection not yet run.
+  // Throws gr::error for a dead greenlet or the current one, and for an empty `fn`.
   void inject(inject_function fn);
 
   // kill: raises gr::greenlet_exit inside a started, unfinished greenlet and returns when it is
   // dead, its destructors run. While it unwinds its parent is the caller (so control comes back
   // here, not to its parent); afterwards the old parent is restored, never resumed. Does nothing
   // to an unstarted or dead greenlet. Throws gr::error for the current greenlet, a root, another
-  // thread's greenlet, a greenlet in the current one's parent chain (it waits below the running
-  // greenlet, which would return into it), or one that swallows greenlet_exit and switches away
-  // instead of dying.
+  // thread's greenlet, a greenlet in the current one's parent chain (the running greenlet would
+  // resume it when it ends), or one that swallows greenlet_exit and switches away instead of
+  // dying (python-greenlet lets that one live on; gr reports it, and the destructor aborts).
   void kill();
 
   // reset: kill(), then make the greenlet unstarted again on the same stack: the next switch calls
-  // its function afresh. Same errors as kill().
+  // its function afresh. Same errors as kill(), naming reset.
   void reset();
 
   // root: this thread's root greenlet (made on first use). current: the running greenlet.
@@ -235,6 +244,8 @@ private:
 
   void attach(greenlet* parent);  // the constructors' common part: thread, parent, live count
   void check_thread(const char* op) const;
+  // kill_for: kill(), its messages naming `op` (kill or reset).
+  void kill_for(const char* op);
   static greenlet* current_slow();
   greenlet* nearest_live() noexcept;
   bool in_parent_chain_of(const greenlet* g) const noexcept;

@@ -75,6 +75,8 @@ struct stack {
 // the touched pages cost memory.
 inline constexpr std::size_t default_stack_size = 256 * 1024;
 // min_stack_size: smaller requests are rounded up to this (room for gr's own frames and a signal).
+// Not room for everything libc does: glibc's printf to an unbuffered stream (stderr) puts a
+// BUFSIZ (8 KiB) buffer on the stack, and overflows it. Ask for 16 KiB or more for such code.
 inline constexpr std::size_t min_stack_size = 8 * 1024;
 
 // allocate_stack: a stack of at least `size` usable bytes (0: default_stack_size), rounded up to
