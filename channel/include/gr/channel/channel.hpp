@@ -56,6 +56,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <variant>  // std::monostate: the element of a channel that only signals
 
 namespace gr {
 

@@ -14,8 +14,11 @@
 //     likely to complete any of them) and parks once — it never polls. The first counterpart to
 //     arrive completes its case; before select returns, every other registration is removed.
 //   - A timeout_case / deadline_case fires when its time passes first. A select may have several
-//     (Go's several time.After cases): the earliest fires, the first of equal ones. One default_case
-//     at most (a second does not compile).
+//     (Go's several time.After cases): the earliest fires, the first of equal ones. A timeout_case
+//     reads the clock when it is made, in an order C++ leaves unspecified among a call's
+//     arguments (GCC makes the last first): two of one duration need not tie; deadlines that
+//     must tie are one time_point passed to deadline_case. One default_case at most (a second
+//     does not compile).
 //   - A closed channel is ready for a recv case (its handler gets std::nullopt once drained) and
 //     makes a send case throw gr::channel_closed.
 //   - The same channel may appear in several cases; a select never pairs its own send with its
