@@ -808,16 +808,18 @@ void greenlet::body(greenlet* from) {
       pass_ = run(arg);
     } catch (const greenlet_exit&) {
       pass_ = nullptr;
-    } catch (const abi::__forced_unwind&) {
-      // pthread_exit or pthread_cancel: it unwinds the thread's stack to its start, but this
-      // stack is the greenlet's, and ends here. Swallowed, glibc aborts with only "FATAL:
-      // exception not rethrown"; passed on, nothing above this frame can take it.
-      detail::fatal(fmt::format("{} called pthread_exit (or was cancelled by pthread_cancel): a thread cannot end "
-                                "from inside a greenlet, whose stack is not the thread's; return to the thread's "
-                                "root greenlet (end the task) and end the thread there",
-                                describe()));
     } catch (...) {
       exc_ = std::current_exception();
+      // None for a foreign exception: pthread_exit's or pthread_cancel's forced unwinding, which
+      // unwinds the thread's stack to its start, but this stack is the greenlet's and ends here.
+      // Swallowed, glibc aborts with only "FATAL: exception not rethrown"; passed on, nothing
+      // above this frame can take it. (A catch of abi::__forced_unwind binds a reference to no
+      // object, which UBSan rejects.)
+      if (!exc_) [[unlikely]]
+        detail::fatal(fmt::format("{} called pthread_exit (or was cancelled by pthread_cancel): a thread cannot end "
+                                  "from inside a greenlet, whose stack is not the thread's; return to the thread's "
+                                  "root greenlet (end the task) and end the thread there",
+                                  describe()));
       pass_ = nullptr;
     }
   }

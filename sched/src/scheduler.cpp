@@ -32,6 +32,7 @@
 #include <vector>
 
 #include <dirent.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -489,6 +490,15 @@ void leave_at_exit(sched_state& s) noexcept {
   // be reported as leaked, when it is only left behind like the tasks.
   for (task_ctl* t = s.all_tail; t && t != &s.main; t = t->all_prev)
     if (t->state != task_state::done) san_keep_reachable(t->memory.base, t->memory.size);
+  // exit() from a task: LeakSanitizer scans the running stack, the task's, and main()'s goes
+  // unscanned, with every pointer its frames hold.
+  pthread_attr_t attr;
+  if (s.current != &s.main && ::pthread_getattr_np(::pthread_self(), &attr) == 0) {
+    void* base = nullptr;
+    std::size_t size = 0;
+    if (::pthread_attr_getstack(&attr, &base, &size) == 0) san_keep_reachable(base, size);
+    ::pthread_attr_destroy(&attr);
+  }
 }
 
 // shutdown: the thread is ending with tasks unfinished: report them, then unwind each one's stack
@@ -772,10 +782,10 @@ void run_task(task_ctl& c, void (*invoke)(void*), void (*destroy_fn)(void*) noex
     if (!s.shutting_down) resumed_by_hand(s, c);
     destroy_fn(fn);
     throw;
-  } catch (const abi::__forced_unwind&) {
-    forced_unwind_in_task(c);  // pthread_exit: see the greenlet layer's body()
   } catch (...) {
     c.exception = std::current_exception();
+    if (!c.exception) [[unlikely]]
+      forced_unwind_in_task(c);  // a foreign exception: pthread_exit (see the greenlet layer's body())
   }
   destroy_fn(fn);
   // A task that caught the greenlet_exit of the shutdown and returned: the greenlet layer resumes
