@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "child_process.hpp"
+#include "sanitizer_flags.hpp"
 #include "test_util.hpp"
 #include "thread_check.hpp"
 
@@ -29,11 +30,6 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define GR_DUMP_TEST_TSAN 1
-#else
-#define GR_DUMP_TEST_TSAN 0
-#endif
 
 using namespace std::chrono_literals;
 using gr_test::contains;
@@ -370,7 +366,7 @@ TEST_SUITE("sched.dump") {
       CHECK(r.says("gr: the Chrome trace so far is in " + path));
       CHECK(contains(file_text(), "worker"));
     }
-#if !GR_DUMP_TEST_TSAN  // TSan runs a handler only when the thread next enters its runtime: never, in read()
+#if !GR_TEST_TSAN  // TSan runs a handler only when the thread next enters its runtime: never, in read()
     SUBCASE("while the program is blocked outside the scheduler") {
       // No scheduler event comes (main waits in read(), its task on a semaphore): the trace is
       // written by gr's own thread all the same, and the signal ends the process.

@@ -1,25 +1,12 @@
 // What the stack-overflow tests share: GR_TEST_ASAN (ASan owns SIGSEGV, so a guard-page hit may
-// be its report rather than gr's) and a recursion that overruns any test stack.
+// be its report rather than gr's; see sanitizer_flags.hpp) and a recursion that overruns any
+// test stack.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define GR_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define GR_TEST_ASAN 1
-#endif
-#endif
-
-#if defined(__SANITIZE_THREAD__)
-#define GR_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define GR_TEST_TSAN 1
-#endif
-#endif
+#include "sanitizer_flags.hpp"
 
 namespace gr_test {
 
