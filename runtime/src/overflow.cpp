@@ -128,7 +128,8 @@ void on_segv(int sig, siginfo_t* info, void* uctx) {
     // array), or a slab stack ran into the one below it, and this access faulted beyond. A fault
     // elsewhere with the stack pointer low (code on a stack of its own below ours, a null
     // pointer) is not claimed, and the second kind goes to a previous handler if there is one.
-    const bool guard_hit = rs.stk->origin == stack::kind::guarded && addr < base && addr >= base - page;
+    const bool guard_page = rs.stk->origin == stack::kind::guarded || rs.stk->origin == stack::kind::guarded_slot;
+    const bool guard_hit = guard_page && addr < base && addr >= base - page;
     const bool sp_below = sp && sp < base && base - sp <= overflow_reach && addr < base && addr + below_sp >= sp &&
                           !previous_handles();
     if (guard_hit || sp_below) {
@@ -136,7 +137,7 @@ void on_segv(int sig, siginfo_t* info, void* uctx) {
       sig_buf b;
       describe_overflow(b, rs,
                         guard_hit ? ": hit the guard page"
-                        : rs.stk->origin == stack::kind::guarded
+                        : guard_page
                             ? ": its stack pointer is past the stack's end (a frame bigger than the guard page "
                               "stepped over it)"
                             : ": its stack pointer is past the stack's end");

@@ -6,9 +6,12 @@
 //   - A pooled stack is exactly as allocate_stack() would return it: page-rounded size, registered
 //     with valgrind, canary not yet written (allocate_stack writes it).
 //   - Slab slots are never unmapped; a slot is either carved out (owned by some thread's pool or a
-//     user) or on its slab class's free list. Slots are 16 bytes below page alignment, so slot
-//     i's canary (its lowest word) shares a page with the top of slot i - 1; that page is given
-//     back to the kernel only while both slots are free (slab::used says which are carved out).
+//     user) or on its slab class's free list. A slab has one of two layouts, fixed when it is
+//     mapped: guard pages (a guard region below every slot, MADV_GUARD_INSTALL, Linux 6.13 and
+//     later: no mapping split, so no vm.max_map_count cost), or canaries, where slots are 16
+//     bytes below page alignment, so slot i's canary (its lowest word) shares a page with the top
+//     of slot i - 1, and that page is given back to the kernel only while both slots are free
+//     (slab::used says which are carved out).
 //   - Under ASan, memory leaving gr's hands (unmapped, back on a slab's free list, a user stack
 //     forgotten) carries no poison; a pooled stack may, and allocate_stack() clears it.
 #include <gr/runtime/detail/sanitizer.hpp>
@@ -109,16 +112,29 @@ std::size_t count_mappings() noexcept {
 
 // ---- slabs: unguarded stacks carved out of large shared mappings ---------------------------------
 
-// How far below a page boundary each slab slot starts (see take_slab_slot).
+// How far below a page boundary each slot of a canary slab starts (see map_slab).
 constexpr std::size_t slab_shift = 16;
 
-// slab: one mapping, carved into `used.size()` slots of `size` bytes. Slot i's base is
-// first + i * size; its top page also holds the canary of slot i + 1 (16 bytes), so that page goes
-// back to the kernel only once both slots are free (the last slot's top page holds nobody
-// else's, and slot 0's canary sits alone in the mapping's leading page).
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102  // Linux 6.13's uapi value; older headers lack it
+#endif
+
+// Whether new slabs try guard pages: on unless a test asks for the canary layout, and off for
+// good once the kernel refuses them (before Linux 6.13: EINVAL).
+std::atomic<bool> g_slab_guards{true};
+
+// slab: one mapping, carved into `used.size()` slots of `size` bytes, `stride` bytes apart. Slot
+// i's base is first + i * stride.
+//   - guards: a guard page sits below every slot (stride = size + a page), and a slot's pages are
+//     its own.
+//   - canaries (stride = size): slot i's top page also holds the canary of slot i + 1 (16 bytes),
+//     so that page goes back to the kernel only once both slots are free (the last slot's top
+//     page holds nobody else's, and slot 0's canary sits alone in the mapping's leading page).
 struct slab {
   char* first = nullptr;  // slot 0's base
   std::size_t size = 0;
+  std::size_t stride = 0;
+  bool guards = false;
   std::vector<bool> used;  // which slots are carved out
 };
 
@@ -147,7 +163,48 @@ std::pair<slab*, std::size_t> slab_of(slab_registry& reg, const void* base) noex
   auto it = reg.maps.upper_bound(at);
   GR_ASSERT(it != reg.maps.begin(), "an unguarded stack was released that no slab holds");
   slab& sl = (--it)->second;
-  return {&sl, (at - it->first) / sl.size};
+  return {&sl, (at - it->first) / sl.stride};
+}
+
+// map_slab: a new slab of `size`-byte slots in `reg` (under its mutex), its slots pushed on
+// `free`: with guard pages if `guards` and the kernel has them (false: it had not, and nothing
+// was made), else with canaries.
+bool map_slab(slab_registry& reg, std::vector<void*>& free, std::size_t size, bool guards) {
+  // About 16 MiB a mapping, between 8 and 1,024 slots: few mappings for a million stacks.
+  const std::size_t page = page_size();
+  const std::size_t stride = guards ? size + page : size;
+  const std::size_t slots = std::clamp<std::size_t>((16u << 20) / stride, 8, 1024);
+  // Canaries: each slot starts slab_shift bytes below a page boundary, so its low-end canary
+  // sits in the top page of the slot below (resident anyway while that one is in use) instead of
+  // costing a page of its own; slot 0's canary sits in one leading page. Guards: slot 0's guard
+  // page leads.
+  const std::size_t lead = page;
+  const std::size_t bytes = lead + slots * stride;
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                   -1, 0);
+  if (p == MAP_FAILED) throw_map_failure(errno, size, "map a slab for");
+  char* first = static_cast<char*>(p) + lead - (guards ? 0 : slab_shift);
+  if (guards) {
+    // One guard region a slot: a marker in the page table, no mapping split. Kept through the
+    // MADV_DONTNEED that gives a free slot's pages back.
+    for (std::size_t i = 0; i < slots; ++i) {
+      if (::madvise(first + i * stride - page, page, MADV_GUARD_INSTALL) != 0) {
+        ::munmap(p, bytes);
+        return false;
+      }
+    }
+  }
+  try {
+    reg.maps.emplace(reinterpret_cast<std::uintptr_t>(first), slab{first, size, stride, guards, std::vector<bool>(slots)});
+    free.reserve(free.size() + slots);
+  } catch (...) {
+    reg.maps.erase(reinterpret_cast<std::uintptr_t>(first));
+    ::munmap(p, bytes);
+    throw;
+  }
+  for (std::size_t i = slots; i-- > 0;) free.push_back(first + i * stride);
+  reg.slots += slots;
+  return true;
 }
 
 stack take_slab_slot(std::size_t size) {
@@ -156,43 +213,31 @@ stack take_slab_slot(std::size_t size) {
   auto it = std::find_if(reg.classes.begin(), reg.classes.end(), [&](const slab_class& c) { return c.size == size; });
   if (it == reg.classes.end()) it = reg.classes.insert(reg.classes.end(), slab_class{size, {}});
   if (it->free.empty()) {
-    // About 16 MiB a mapping, between 8 and 1,024 slots: few mappings for a million stacks.
-    // Each slot starts slab_shift bytes below a page boundary, so its low-end canary sits in the
-    // top page of the slot below (resident anyway while that one is in use) instead of costing a
-    // page of its own; slot 0's canary sits in one leading page.
-    const std::size_t slots = std::clamp<std::size_t>((16u << 20) / size, 8, 1024);
-    const std::size_t lead = page_size();
-    void* p = ::mmap(nullptr, lead + slots * size, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (p == MAP_FAILED) throw_map_failure(errno, size, "map a slab for");
-    char* first = static_cast<char*>(p) + lead - slab_shift;
-    try {
-      reg.maps.emplace(reinterpret_cast<std::uintptr_t>(first), slab{first, size, std::vector<bool>(slots)});
-      it->free.reserve(it->free.size() + slots);
-    } catch (...) {
-      reg.maps.erase(reinterpret_cast<std::uintptr_t>(first));
-      ::munmap(p, lead + slots * size);
-      throw;
+    // The kernel's refusal (EINVAL before Linux 6.13) holds for the process: one try.
+    if (!(g_slab_guards.load(std::memory_order_relaxed) && map_slab(reg, it->free, size, true))) {
+      g_slab_guards.store(false, std::memory_order_relaxed);
+      map_slab(reg, it->free, size, false);
     }
-    for (std::size_t i = slots; i-- > 0;) it->free.push_back(first + i * size);
-    reg.slots += slots;
   }
   stack s;
   s.base = it->free.back();
   it->free.pop_back();
   s.size = size;
-  s.origin = stack::kind::unguarded;
   auto [sl, i] = slab_of(reg, s.base);
+  s.origin = sl->guards ? stack::kind::guarded_slot : stack::kind::unguarded;
   sl->used[i] = true;
   return s;
 }
 
 void return_slab_slot(stack& s) noexcept {
-  // The memory goes back to the kernel; the address range stays with the slab. The slot's whole
-  // pages go; so does the page its top shares with the canary of the slot above if that slot is
-  // free too, and the page below it (the top of the slot below, with this slot's canary) if the
-  // slot below is. One madvise for the lot (three calls made a million-stack teardown a third
-  // slower), under the lock: a neighbour taken meanwhile must not lose a page.
+  // The memory goes back to the kernel; the address range stays with the slab. A guarded slot's
+  // pages are its own: all of them go, before the lock. A canary slot's whole pages go; so does
+  // the page its top shares with the canary of the slot above if that slot is free too, and the
+  // page below it (the top of the slot below, with this slot's canary) if the slot below is. One
+  // madvise for the lot (three calls made a million-stack teardown a third slower), under the
+  // lock: a neighbour taken meanwhile must not lose a page.
+  const bool guarded = s.origin == stack::kind::guarded_slot;
+  if (guarded) ::madvise(s.base, s.size, MADV_DONTNEED);
   const std::size_t page = page_size();
   auto from = (reinterpret_cast<std::uintptr_t>(s.base) + page - 1) / page * page;
   auto to = reinterpret_cast<std::uintptr_t>(s.top()) / page * page;
@@ -200,9 +245,11 @@ void return_slab_slot(stack& s) noexcept {
   std::lock_guard lock(reg.mutex);
   auto [sl, i] = slab_of(reg, s.base);
   sl->used[i] = false;
-  if (i + 1 == sl->used.size() || !sl->used[i + 1]) to += page;  // this slot's top page
-  if (i == 0 || !sl->used[i - 1]) from -= page;                   // the page below it
-  if (to > from) ::madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
+  if (!guarded) {
+    if (i + 1 == sl->used.size() || !sl->used[i + 1]) to += page;  // this slot's top page
+    if (i == 0 || !sl->used[i - 1]) from -= page;                   // the page below it
+    if (to > from) ::madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
+  }
   for (auto& c : reg.classes) {
     if (c.size == s.size) {
       // The vector has room for every slot of its class (reserved with each new slab).
@@ -489,5 +536,7 @@ void trim_stack_pool() noexcept {
 std::size_t set_guard_budget(std::size_t budget) noexcept {
   return g_guard_budget.exchange(budget, std::memory_order_relaxed);
 }
+
+bool detail::set_slab_guard_pages(bool on) noexcept { return g_slab_guards.exchange(on, std::memory_order_relaxed); }
 
 }  // namespace gr

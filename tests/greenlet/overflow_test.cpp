@@ -6,6 +6,7 @@
 
 #include "child_process.hpp"
 #include "overflow_util.hpp"
+#include "slab_layout.hpp"
 #include "test_util.hpp"
 
 #include <csignal>
@@ -68,6 +69,40 @@ TEST_SUITE("greenlet.overflow") {
 #endif
   }
 
+  TEST_CASE("an overflow on a slab stack hits its guard page where the kernel has guard regions") {
+    // Past the guard budget (about 28,000 live stacks) stacks are slab slots. With only a canary
+    // word, ordinary recursion (frames that leave it unwritten) ran on into the slot below and
+    // corrupted another greenlet unseen. A guard region below each slot costs no mapping.
+    const gr_test::child_result r = gr_test::run_in_child([] {
+      gr::set_guard_budget(0);  // in the child only: every new stack comes from a slab
+      gr::trim_stack_pool();
+      gr::greenlet g([](void*) -> void* { return gr_test::num(static_cast<std::intptr_t>(gr_test::recurse_until_overflow(0))); },
+                     nullptr, 64 * 1024);
+      g.set_name("slab-diver");
+      const gr::stack& s = g.stack_region();
+      // A kernel before 6.13 has no guard regions: the slot falls back to a canary.
+      if (s.origin == gr::stack::kind::unguarded) ::_exit(s.has_canary() ? 6 : 4);
+      if (s.origin != gr::stack::kind::guarded_slot) ::_exit(4);
+      g.switch_to();
+      ::_exit(5);
+    });
+    INFO("child stderr: " << r.err);
+    REQUIRE_FALSE(r.exited_with(4));
+    REQUIRE_FALSE(r.exited_with(5));
+    if (!gr_test::kernel_has_guard_regions()) {  // before Linux 6.13: slab stacks carry canaries instead
+      CHECK(r.exited_with(6));
+      return;
+    }
+#if GR_TEST_ASAN
+    CHECK(r.died());
+    CHECK((r.says("gr: stack overflow in greenlet slab-diver (stack 64 KiB): hit the guard page") ||
+           r.says("AddressSanitizer")));
+#else
+    CHECK(r.killed_by(SIGSEGV));
+    CHECK(r.says("gr: stack overflow in greenlet slab-diver (stack 64 KiB): hit the guard page"));
+#endif
+  }
+
   TEST_CASE("a broken canary on a user stack aborts naming the greenlet") {
     auto memory = std::make_unique<unsigned char[]>(32 * 1024);
     const gr_test::child_result r = corrupt_canary_in_child([&] { return gr::user_stack(memory.get(), 32 * 1024); });
@@ -80,7 +115,8 @@ TEST_SUITE("greenlet.overflow") {
 
   TEST_CASE("a broken canary on an unguarded stack aborts naming the greenlet") {
     const gr_test::child_result r = corrupt_canary_in_child([] {
-      gr::set_guard_budget(0);  // in the child only: every new stack comes from a slab
+      gr::set_guard_budget(0);  // in the child only: every new stack comes from a canary slab
+      gr::detail::set_slab_guard_pages(false);
       gr::trim_stack_pool();
       return gr::allocate_stack(48 * 1024);
     });

@@ -5,11 +5,13 @@
 
 #include "child_process.hpp"
 #include "overflow_util.hpp"
+#include "slab_layout.hpp"
 #include "test_util.hpp"
 
 #include <gr/greenlet/greenlet.hpp>
 #include <gr/runtime/stack.hpp>
 #include <gr/sched/scheduler.hpp>
+#include <gr/sched/semaphore.hpp>
 #include <gr/sched/task.hpp>
 #include <gr/sched/this_task.hpp>
 
@@ -19,6 +21,8 @@
 #include <cstdio>
 #include <source_location>
 #include <string>
+#include <vector>
+
 #include <unistd.h>
 
 namespace {
@@ -79,6 +83,47 @@ TEST_SUITE("sched.overflow") {
     }
   }
 
+  TEST_CASE("a task past the guard budget that overflows hits its slab slot's guard page") {
+    // A Go port: thousands of tasks blocked, then one recurses deeply. Its slab slot had only a
+    // canary, and the recursion overwrote the tasks below (their wait nodes: a false deadlock
+    // report with garbage deadlines). Where the kernel has guard regions, it faults at once.
+    const gr_test::child_result r = gr_test::run_in_child([] {
+      gr::set_guard_budget(0);  // in the child only: every new stack comes from a slab
+      gr::trim_stack_pool();
+      gr::semaphore never(0, "never");
+      std::vector<gr::task> neighbours;
+      for (int i = 0; i < 8; ++i) neighbours.push_back(gr::spawn([&] { never.acquire(); }, {.name = "neighbour"}));
+      gr::yield();
+      const auto where = std::source_location::current();
+      gr::task t = gr::spawn(
+          [where] {
+            const gr::stack& s = gr::greenlet::current()->stack_region();
+            if (s.origin == gr::stack::kind::unguarded) ::_exit(s.has_canary() ? 6 : 4);  // no guard regions
+            if (s.origin != gr::stack::kind::guarded_slot) ::_exit(4);
+            announce("recursor", where, 64 * 1024, ": hit the guard page");
+            gr_test::recurse_until_overflow(0);
+          },
+          {.name = "recursor", .stack_size = 64 * 1024}, where);
+      t.join();
+      ::_exit(5);
+    });
+    INFO("child stderr: " << r.err);
+    REQUIRE_FALSE(r.exited_with(4));
+    REQUIRE_FALSE(r.exited_with(5));
+    if (!gr_test::kernel_has_guard_regions()) {  // before Linux 6.13: slab stacks carry canaries instead
+      CHECK(r.exited_with(6));
+      return;
+    }
+    const std::string want = expected(r);
+#if GR_TEST_ASAN
+    CHECK(r.died());
+    CHECK((r.err.find(want, r.err.find('\n')) != std::string::npos || r.says("AddressSanitizer")));
+#else
+    CHECK(r.killed_by(SIGSEGV));
+    CHECK(r.err.find(want, r.err.find('\n')) != std::string::npos);
+#endif
+  }
+
   TEST_CASE("a frame bigger than the guard page that steps over it still names the task") {
     // A frame written at its low end first that reaches past the guard page (alloca, a large
     // buffer): the fault is below the guard page, and only a bare "Segmentation fault" was
@@ -116,7 +161,8 @@ TEST_SUITE("sched.overflow") {
 
   TEST_CASE("a broken canary in a task aborts naming the task") {
     const gr_test::child_result r = gr_test::run_in_child([] {
-      gr::set_guard_budget(0);  // in the child only: every new stack comes from a slab
+      gr::set_guard_budget(0);  // in the child only: every new stack comes from a canary slab
+      gr::detail::set_slab_guard_pages(false);
       gr::trim_stack_pool();
       const auto where = std::source_location::current();
       gr::task t = gr::spawn(

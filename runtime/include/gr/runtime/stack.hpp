@@ -11,11 +11,15 @@
 //       gr: stack overflow in greenlet <name or address> (stack <N> KiB)
 //     (for a scheduler's task: task #<id> '<name>' and where it was spawned; see running_stack)
 //     then the process dies as a segfault would.
-//   - unguarded: a slot of a large shared mapping. Each guard page splits a mapping, and the kernel
-//     caps a process at vm.max_map_count mappings (65,530 by default), so guard pages are spent
-//     within a process-wide budget under that limit (about 28,000 stacks) and past it stacks come
-//     from slabs. Their lowest word holds a canary that the greenlet layer checks on every switch
-//     away; a broken canary aborts with the same kind of message.
+//   - guarded_slot / unguarded: a slot of a large shared mapping (a slab). Each guard page of a
+//     guarded stack splits a mapping, and the kernel caps a process at vm.max_map_count mappings
+//     (65,530 by default), so those guard pages are spent within a process-wide budget under that
+//     limit (about 28,000 stacks) and past it stacks come from slabs. Where the kernel has guard
+//     regions (MADV_GUARD_INSTALL, Linux 6.13 and later), which cost no mapping, every slab slot
+//     gets a guard page below it too (guarded_slot) and an overflow is caught as on a guarded
+//     stack. On an older kernel a slot is unguarded: its lowest word holds a canary that the
+//     greenlet layer checks on every switch away; a broken canary aborts with the same kind of
+//     message, but an overflow that skips the canary word corrupts the slot below unseen.
 //   - user: memory the caller supplied (see user_stack()); never allocated or freed by gr, canary
 //     checked like an unguarded stack.
 //
@@ -31,7 +35,7 @@ namespace gr {
 // stack: a region [base, base + size) that a greenlet's frames grow down into. A plain value:
 // whoever got it from allocate_stack() owns it until it passes it to release_stack().
 struct stack {
-  enum class kind : std::uint8_t { none, guarded, unguarded, user };
+  enum class kind : std::uint8_t { none, guarded, unguarded, user, guarded_slot };
 
   void* base = nullptr;        // lowest usable address (just above the guard page, if any)
   std::size_t size = 0;        // usable bytes
@@ -116,6 +120,11 @@ void trim_stack_pool() noexcept;
 std::size_t set_guard_budget(std::size_t budget) noexcept;
 
 namespace detail {
+// set_slab_guard_pages: whether slabs mapped from now on try guard pages below their slots
+// (guarded_slot) or use canaries (unguarded), for tests of the canary layout. Slabs already
+// mapped keep theirs. Returns the previous setting (false after the kernel refused them).
+bool set_slab_guard_pages(bool on) noexcept;
+
 inline constexpr std::uint64_t canary_word = 0x67725f63616e6172ull;  // "gr_canar"
 
 // canary_word_intact: whether the canary of a stack that has one (has_canary()) is unbroken.
