@@ -138,8 +138,11 @@ struct slab {
   std::vector<bool> used;  // which slots are carved out
 };
 
+// slab_class: the free slots of one size and layout (a slot's layout is its slab's, and a test
+// may switch the layout of new slabs: the free lists of the two never mix).
 struct slab_class {
   std::size_t size;
+  bool guards;
   std::vector<void*> free;
 };
 
@@ -179,7 +182,7 @@ bool map_slab(slab_registry& reg, std::vector<void*>& free, std::size_t size, bo
   // costing a page of its own; slot 0's canary sits in one leading page. Guards: slot 0's guard
   // page leads.
   const std::size_t lead = page;
-  const std::size_t bytes = lead + slots * stride;
+  const std::size_t bytes = guards ? slots * stride : lead + slots * size;  // a guard ends each stride
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
                    -1, 0);
   if (p == MAP_FAILED) throw_map_failure(errno, size, "map a slab for");
@@ -207,21 +210,26 @@ bool map_slab(slab_registry& reg, std::vector<void*>& free, std::size_t size, bo
   return true;
 }
 
+slab_class& class_of(slab_registry& reg, std::size_t size, bool guards) {
+  auto it = std::find_if(reg.classes.begin(), reg.classes.end(),
+                         [&](const slab_class& c) { return c.size == size && c.guards == guards; });
+  if (it == reg.classes.end()) it = reg.classes.insert(reg.classes.end(), slab_class{size, guards, {}});
+  return *it;
+}
+
 stack take_slab_slot(std::size_t size) {
   slab_registry& reg = slabs();
   std::lock_guard lock(reg.mutex);
-  auto it = std::find_if(reg.classes.begin(), reg.classes.end(), [&](const slab_class& c) { return c.size == size; });
-  if (it == reg.classes.end()) it = reg.classes.insert(reg.classes.end(), slab_class{size, {}});
-  if (it->free.empty()) {
-    // The kernel's refusal (EINVAL before Linux 6.13) holds for the process: one try.
-    if (!(g_slab_guards.load(std::memory_order_relaxed) && map_slab(reg, it->free, size, true))) {
-      g_slab_guards.store(false, std::memory_order_relaxed);
-      map_slab(reg, it->free, size, false);
-    }
+  slab_class* c = &class_of(reg, size, g_slab_guards.load(std::memory_order_relaxed));
+  // The kernel's refusal (EINVAL before Linux 6.13) holds for the process: one try.
+  if (c->free.empty() && c->guards && !map_slab(reg, c->free, size, true)) {
+    g_slab_guards.store(false, std::memory_order_relaxed);
+    c = &class_of(reg, size, false);
   }
+  if (c->free.empty()) map_slab(reg, c->free, size, false);
   stack s;
-  s.base = it->free.back();
-  it->free.pop_back();
+  s.base = c->free.back();
+  c->free.pop_back();
   s.size = size;
   auto [sl, i] = slab_of(reg, s.base);
   s.origin = sl->guards ? stack::kind::guarded_slot : stack::kind::unguarded;
@@ -251,7 +259,7 @@ void return_slab_slot(stack& s) noexcept {
     if (to > from) ::madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
   }
   for (auto& c : reg.classes) {
-    if (c.size == s.size) {
+    if (c.size == s.size && c.guards == guarded) {
       // The vector has room for every slot of its class (reserved with each new slab).
       c.free.push_back(s.base);
       return;

@@ -107,7 +107,7 @@ struct stack_stats {
   std::size_t pooled = 0;          // this thread: stacks waiting in the pool
   std::size_t guarded_live = 0;    // process: guarded stacks mapped (pooled ones included)
   std::size_t guard_budget = 0;    // process: how many guarded stacks may exist at once
-  std::size_t unguarded_slots = 0; // process: slab slots carved so far
+  std::size_t unguarded_slots = 0; // process: slab slots carved so far (either layout)
 };
 stack_stats stack_statistics() noexcept;
 
