@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -288,11 +289,19 @@ void signal_messenger() noexcept {
   }
 }
 
+std::atomic<std::size_t> g_messengers{0};  // 1 once the messenger thread runs (in this process)
+
 bool start_messenger() noexcept {
+  if (g_signal_pipe[0] >= 0) {  // a forked child's copies of its parent's pipe, which that reads
+    ::close(g_signal_pipe[0]);
+    ::close(g_signal_pipe[1]);
+    g_signal_pipe[0] = g_signal_pipe[1] = -1;
+  }
   if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) return false;
   g_messenger_pid = ::getpid();
   try {
     std::thread(&signal_messenger).detach();
+    g_messengers.store(1, std::memory_order_relaxed);
   } catch (...) {
     ::close(g_signal_pipe[0]);
     ::close(g_signal_pipe[1]);
@@ -302,7 +311,10 @@ bool start_messenger() noexcept {
 }
 
 void catch_fatal_signals() noexcept {
-  static const bool messenger = start_messenger();  // once per process
+  // Once per process (under g_writer_mutex): a forked child has no copy of its parent's thread,
+  // so one that records a trace starts its own.
+  static bool messenger = false;
+  if (g_messenger_pid != ::getpid()) messenger = start_messenger();
   if (!messenger) return;
   for (int sig : fatal_signals) {
     struct sigaction old {};
@@ -316,6 +328,11 @@ void catch_fatal_signals() noexcept {
 }
 
 }  // namespace
+
+std::size_t detail::internal_threads() noexcept {
+  // A forked child has none: the thread is its parent's.
+  return ::getpid() == g_messenger_pid ? g_messengers.load(std::memory_order_relaxed) : 0;
+}
 
 void start_chrome_trace(const std::string& path) {
   std::lock_guard lock(g_writer_mutex);

@@ -10,6 +10,7 @@
 #include <gr/sched/detail/task_ctl.hpp>
 #include <gr/sched/trace.hpp>
 
+#include <cstddef>
 #include <exception>
 
 namespace gr::detail {
@@ -33,6 +34,10 @@ void debug_event(sched_state& s, trace_event::type what, const task_ctl* task, c
 // run, and when its idle wait for a timer ends, which a signal cuts short
 // (steady_clock_source::wait_until).
 void dump_if_asked() noexcept;
+
+// internal_threads: how many threads gr itself runs in this process (the trace's signal
+// messenger), which a report counting the program's threads leaves out.
+std::size_t internal_threads() noexcept;
 
 // register_scheduler / unregister_scheduler: the process-wide list debuggers read
 // (gr_debug_schedulers), so `gr tasks` works from memory alone, on a core file too.

@@ -42,6 +42,7 @@ struct sched_state : sched_head {
   std::size_t live = 0;               // spawned tasks not done
   bool main_in_run = false;           // the main task is parked in run() until live == 0
   bool shutting_down = false;
+  bool left_at_exit = false;          // leave_at_exit() ran: a join unwinds the task it waits for
   unsigned tick = 0;                  // yields since the last timer check
   std::string deadlock_report;
   scheduler::unjoined_handler unjoined;

@@ -54,7 +54,9 @@ struct sched_owner {
   sched_state* s = nullptr;
   ~sched_owner() {
     if (!s) return;
-    if (process_exiting()) {
+    // A task or greenlet still running as the thread-locals go: exit() was called from it, on
+    // whichever thread: the process is exiting too, on that stack.
+    if (process_exiting() || greenlet::current() != s->main.gl) {
       leave_at_exit(*s);  // the state stays, and tls_sched with it
       return;
     }
@@ -89,7 +91,7 @@ std::terminate_handler g_previous_terminate = nullptr;
             "raises it again while the task unwinds from {}; catch gr::task_cancelled around that call in the "
             "destructor, or hand a last message over with try_send\n",
             describe_waiting_task(*s.current),
-            s.shutting_down ? "its thread's end" : "its cancel");
+            s.left_at_exit ? "the process's exit" : s.shutting_down ? "its thread's end" : "its cancel");
         std::fputs(msg.c_str(), stderr);
       }
     } catch (...) {
@@ -269,10 +271,10 @@ std::size_t count_threads() noexcept {
   if (!s.timers.empty())
     report += "  (timers are pending, but the scheduler's clock cannot advance by itself: a manual_clock moves "
               "only when the program advances it)\n";
-  if (const std::size_t threads = count_threads(); threads > 1)
-    report += fmt::format("  (the process runs {} threads: a task is woken only by its own thread; a send, close, "
-                          "unlock or notify from another thread does not reach it, and is a bug)\n",
-                          threads);
+  if (const std::size_t threads = count_threads() - internal_threads(); threads > 1)
+    report += fmt::format("  (the process runs {} other thread(s): a task is woken only by its own thread; a send, "
+                          "close, unlock or notify from another thread does not reach it, and is a bug)\n",
+                          threads - 1);
   s.deadlock_report = std::move(report);
   task_ctl* m = &s.main;
   if (m->timer_index != task_ctl::npos) timer_remove(s, m);
@@ -462,6 +464,26 @@ void finish_task(sched_state& s, task_ctl& t) {
   t.gl->set_parent_unchecked(next->gl);
 }
 
+// unwind_task: ends an unfinished task at the thread's end (shutdown()) or the process's
+// (a join after leave_at_exit()): its stack unwinds (blocking calls raise task_cancelled
+// meanwhile), and it counts as done. Its frame stays with its references.
+void unwind_task(sched_state& s, task_ctl* t) noexcept {
+  if (t->timer_index != task_ctl::npos) timer_remove(s, t);
+  if (t->gl->active()) {
+    task_ctl* const was = s.current;
+    s.current = t;
+    t->state = task_state::running;
+    try {
+      t->gl->kill();
+    } catch (...) {
+    }
+    s.current = was;
+  }
+  t->state = task_state::done;
+  --s.live;
+  --t->refs;  // the running reference
+}
+
 // leave_at_exit: the main thread's scheduler as the process exits. Go's rule: tasks left
 // unfinished are neither run again nor unwound. Unwinding them here would run their destructors
 // after main()'s locals are gone (a task's guard calling done() on a wait_group of main()'s is a
@@ -472,15 +494,21 @@ void finish_task(sched_state& s, task_ctl& t) {
 void leave_at_exit(sched_state& s) noexcept {
   if (s.zombie) reap(s);
   s.shutting_down = true;
+  s.left_at_exit = true;
   s.stopped.at = s.last_now;  // main()'s clock may be gone already (see shutdown())
   s.clk = &s.stopped;
+  const bool from_inside = greenlet::current() != s.main.gl;  // exit() called from a task or greenlet
   if (s.live > 0) {
     try {
-      std::string msg = fmt::format(
-          "gr: the program is exiting with {} unfinished task(s), left as they are (as in Go, their destructors do "
-          "not run: main()'s locals they may use are gone; join or cancel them before main() returns to unwind "
-          "them):\n",
-          s.live);
+      std::string msg =
+          from_inside
+              ? fmt::format("gr: exit() was called in {} with {} unfinished task(s), left as they are (as in Go, "
+                            "their destructors do not run):\n",
+                            s.current != &s.main ? task_label(*s.current) : greenlet::current()->describe(), s.live)
+              : fmt::format("gr: the program is exiting with {} unfinished task(s), left as they are (as in Go, their "
+                            "destructors do not run: main()'s locals, which they may use, are gone by now; cancel "
+                            "and join them before main() returns to unwind them):\n",
+                            s.live);
       msg += blocked_lines(s, false);
       std::fputs(msg.c_str(), stderr);
     } catch (...) {
@@ -490,10 +518,10 @@ void leave_at_exit(sched_state& s) noexcept {
   // be reported as leaked, when it is only left behind like the tasks.
   for (task_ctl* t = s.all_tail; t && t != &s.main; t = t->all_prev)
     if (t->state != task_state::done) san_keep_reachable(t->memory.base, t->memory.size);
-  // exit() from a task: LeakSanitizer scans the running stack, the task's, and main()'s goes
-  // unscanned, with every pointer its frames hold.
+  // exit() from a task or greenlet: LeakSanitizer scans the running stack, that one's, and the
+  // thread's own goes unscanned, with every pointer its frames hold.
   pthread_attr_t attr;
-  if (s.current != &s.main && ::pthread_getattr_np(::pthread_self(), &attr) == 0) {
+  if (from_inside && ::pthread_getattr_np(::pthread_self(), &attr) == 0) {
     void* base = nullptr;
     std::size_t size = 0;
     if (::pthread_attr_getstack(&attr, &base, &size) == 0) san_keep_reachable(base, size);
@@ -524,21 +552,7 @@ void shutdown(sched_state& s) noexcept {
   // channels and locks they wait on, so they unwind (and leave those queues) before it does.
   while (s.all_tail != &s.main) {
     task_ctl* t = s.all_tail;
-    if (t->state != task_state::done) {
-      if (t->timer_index != task_ctl::npos) timer_remove(s, t);
-      if (t->gl->active()) {
-        s.current = t;
-        t->state = task_state::running;
-        try {
-          t->gl->kill();
-        } catch (...) {
-        }
-        s.current = &s.main;
-      }
-      t->state = task_state::done;
-      --s.live;
-      --t->refs;  // the running reference
-    }
+    if (t->state != task_state::done) unwind_task(s, t);
     unlink_task(s, t);
     t->sched = nullptr;
     if (t->refs == 0) {
@@ -667,6 +681,7 @@ wake_reason park_until(const wait_reason& why, time_point deadline) {
   task_ctl* self = s.current;
   if (interrupted(s)) [[unlikely]]
     return wake_reason::cancelled;
+  require_task_context(s);  // before the timer: a refused park must not leave it armed
   if (deadline == time_point::max()) return park(why);  // no timer: a deadlock stays detectable
   if (deadline <= s.clk->now()) return wake_reason::timeout;
   timer_arm(s, self, deadline);
@@ -862,6 +877,15 @@ template <class Park>
     throw_join_raced(id);
   return true;
 }
+// join_interrupted: join's check found the caller may not block: it was cancelled (raise), or
+// the thread is ending. After leave_at_exit() (a static object's destructor that cancels and
+// joins its task, say) nothing runs any more: the task is unwound here, as its thread's end
+// would have, and the join goes on to its outcome.
+[[gnu::cold, gnu::noinline]] void join_interrupted(task_ctl* c) {
+  sched_state& s = *c->sched;
+  if (!s.left_at_exit) throw_cancelled(s);
+  if (c->state != task_state::done) unwind_task(s, c);
+}
 // rethrow_joined: join's end for a task that threw: the handle lets go, then the
 // exception is rethrown. Cold: most tasks end normally.
 [[noreturn, gnu::cold, gnu::noinline]] void rethrow_joined(task_ctl* c) {
@@ -886,7 +910,8 @@ detail::task_ctl* task::join_checked() const {
     if (!c->sched) return c;
     detail::throw_join_misuse(c);
   }
-  detail::raise_if_cancelled(*c->sched);
+  if (detail::interrupted(*c->sched)) [[unlikely]]
+    detail::join_interrupted(c);
   return c;
 }
 

@@ -3,6 +3,8 @@
 // was spawned.
 #include <doctest/doctest.h>
 
+#include "child_process.hpp"
+#include "sanitizer_flags.hpp"
 #include "test_util.hpp"
 
 #include <gr/sched/condition_variable.hpp>
@@ -16,6 +18,7 @@
 #include <gr/sched/wait_group.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -152,7 +155,25 @@ TEST_SUITE("sched.deadlock") {
     other.join();
     INFO(report);
     CHECK(contains(report, "task #0 'main': blocked, waits to acquire semaphore 'from-thread'"));
-    CHECK(contains(report, "threads: a task is woken only by its own thread"));
+    CHECK(contains(report, "the process runs 1 other thread(s): a task is woken only by its own thread"));
+  }
+
+  TEST_CASE("a deadlock in a single-threaded program does not talk of threads") {
+    // In a child: the trace's signal thread, gr's own, would outlive the test.
+    const std::string path = "/tmp/gr_deadlock_alone_" + std::to_string(::getpid()) + ".json";
+    const gr_test::child_result r = gr_test::run_in_child([&] {
+      gr::start_chrome_trace(path);  // starts a thread of gr's, which does not count
+      gr::semaphore sem{0, "alone"};
+      std::fputs(deadlock_text([&] { sem.acquire(); }).c_str(), stderr);
+      gr::stop_chrome_trace();
+    });
+    std::remove(path.c_str());
+    INFO(r.err);
+    CHECK(r.exited_with(0));
+    CHECK(contains(r.err, "task #0 'main': blocked, waits to acquire semaphore 'alone'"));
+#if !GR_TEST_TSAN  // TSan's runtime runs a thread of its own
+    CHECK_FALSE(contains(r.err, "other thread"));
+#endif
   }
 
   TEST_CASE("a task sleeping on a clock that can advance is no deadlock") {

@@ -325,7 +325,7 @@ TEST_SUITE("sched.misuse") {
       });
       INFO(r.err);
       CHECK(r.killed_by(SIGABRT));
-      CHECK(r.says("gr: task #1 'server' (spawned at "));
+      CHECK(r.says("'server' (spawned at "));  // its id depends on the tasks spawned before the fork
       CHECK(r.says("misuse_test.cpp"));
       CHECK(r.says("has caught gr::task_cancelled 100000 times and goes on running (it was cancelled)"));
       CHECK(r.says("rethrow it (catch (...) { ...; throw; })"));

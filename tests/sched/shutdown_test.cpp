@@ -231,6 +231,51 @@ TEST_SUITE("sched.shutdown") {
       CHECK(r.err.find("task #") != std::string::npos);
       CHECK(r.err.find("'worker': blocked, waits to acquire semaphore 'never'") != std::string::npos);
     }
+    SUBCASE("a task on another thread calls exit()") {
+      // exit() destroys only its own thread's thread-locals: on a thread that is not the main
+      // one, the scheduler's end took it for the thread's and unwound the task running it.
+      const gr_test::child_result r = gr_test::run_in_child([] {
+        std::thread([] {
+          gr::semaphore never(0, "never");
+          gr::spawn([&] { never.acquire(); }, {.name = "bystander"}).detach();
+          gr::spawn([] { std::exit(9); }, {.name = "exiter"}).join();
+        }).join();
+      });
+      INFO(r.err);
+      CHECK(r.exited_with(9));
+      CHECK(r.err.find("gr: exit() was called in task #") != std::string::npos);
+      CHECK(r.err.find("'exiter' with 2 unfinished task(s), left as they are") != std::string::npos);
+    }
+    SUBCASE("a static object's destructor cancels and joins its task") {
+      // A service object of static storage stops its worker when the process ends: the join
+      // unwinds the task (its destructors run: it was asked for), as the thread's end once did.
+      const gr_test::child_result r = gr_test::run_in_child([] {
+        struct service {
+          gr::task worker;
+          ~service() {
+            worker.cancel();
+            worker.join();
+            std::fputs("service stopped\n", stderr);
+          }
+        };
+        struct says_unwound {
+          ~says_unwound() { std::fputs("worker unwound\n", stderr); }
+        };
+        static service s;
+        static gr::semaphore never(0, "never");
+        s.worker = gr::spawn([] {
+          says_unwound guard;
+          never.acquire();
+        }, {.name = "worker"});
+        gr::yield();
+        std::exit(0);
+      });
+      INFO(r.err);
+      CHECK(r.exited_with(0));
+      const auto unwound = r.err.find("worker unwound");
+      CHECK(unwound != std::string::npos);
+      CHECK(r.err.find("service stopped", unwound) != std::string::npos);
+    }
     SUBCASE("a task calls exit()") {
       // The thread-locals are destroyed on the task's stack: unwinding it (and freeing that
       // stack) there is what the old end did.
@@ -239,6 +284,7 @@ TEST_SUITE("sched.shutdown") {
       });
       INFO(r.err);
       CHECK(r.exited_with(7));
+      CHECK(r.err.find("gr: exit() was called in task #") != std::string::npos);
       CHECK(r.err.find("'exiter': running") != std::string::npos);
     }
   }

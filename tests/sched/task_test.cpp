@@ -562,5 +562,11 @@ TEST_SUITE("sched.misuse") {
     CHECK(what.find("greenlet 'raw', which is not a task") != std::string::npos);
     CHECK(what.find("sleep") == std::string::npos);  // both calls refused before doing anything
     CHECK(gr::scheduler::current().task_count() == 0);
+    // The refused sleep left no timer armed on the main task (set_clock refuses to change the
+    // clock while a task waits with a deadline).
+    bool deadline_left = false;
+    for (const auto& i : gr::scheduler::current().snapshot()) deadline_left = deadline_left || i.has_deadline;
+    CHECK_FALSE(deadline_left);
+    CHECK_NOTHROW(gr_test::use_clock<gr::manual_clock>{});
   }
 }

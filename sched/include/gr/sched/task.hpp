@@ -103,7 +103,8 @@ private:
 // of this thread's scheduler, queued at the tail. The callable is moved into the task's stack,
 // and destroyed when the task finishes. Throws std::system_error if no stack can be had, and
 // gr::error, naming the task, while the thread's scheduler unwinds its tasks at thread exit, or
-// once the process is exiting (the task could never run). A task must not end holding a gr::mutex: that aborts, naming it.
+// once the process is exiting (the task could never run). A task must not end holding a
+// gr::mutex: that aborts, naming it.
 template <class F>
 task spawn(F&& fn, task_options opts = {}, std::source_location where = std::source_location::current());
 
