@@ -155,7 +155,10 @@ TEST_SUITE("sched.deadlock") {
     other.join();
     INFO(report);
     CHECK(contains(report, "task #0 'main': blocked, waits to acquire semaphore 'from-thread'"));
-    CHECK(contains(report, "the process runs 1 other thread(s): a task is woken only by its own thread"));
+    CHECK(contains(report, " other thread(s): a task is woken only by its own thread"));
+#if !GR_TEST_TSAN  // TSan's runtime runs a thread of its own
+    CHECK(contains(report, "the process runs 1 other thread(s)"));
+#endif
   }
 
   TEST_CASE("a deadlock in a single-threaded program does not talk of threads") {
