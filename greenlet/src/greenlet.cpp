@@ -33,7 +33,6 @@
 
 #include <cstdio>
 #include <cstring>
-#include <exception>
 #include <utility>
 
 namespace gr {
@@ -236,39 +235,25 @@ struct thread_owner {
 
 bool query_running(detail::running_stack& out) noexcept;
 
-std::terminate_handler g_previous_terminate = nullptr;
-
-// on_terminate: std::terminate with gr::greenlet_exit in flight escaped a destructor or a
-// noexcept function: the greenlet was killed (destroyed, reset, kill()) while suspended in a
-// destructor that switched away during an unwinding. C++'s own message names only the type; this
-// one names the greenlet and the fix first. Then the previous handler runs.
-[[noreturn]] void on_terminate() noexcept {
+// note_greenlet_exit: std::terminate with gr::greenlet_exit in flight: it escaped a destructor
+// or a noexcept function, because the greenlet was killed (destroyed, reset, kill()) while
+// suspended in a destructor that switched away during an unwinding.
+void note_greenlet_exit() noexcept {
+  if (!detail::terminating_with<greenlet_exit>() || !detail::tls_greenlet_thread) return;
   try {
-    if (std::exception_ptr e = std::current_exception()) std::rethrow_exception(e);
-  } catch (const greenlet_exit&) {
-    try {
-      if (detail::tls_greenlet_thread) {
-        const std::string msg = fmt::format(
-            "gr: gr::greenlet_exit escaped a destructor or a noexcept function in {}: it was killed (destroyed, "
-            "reset or kill()) while suspended there, and the unwinding raises at that switch; a destructor that "
-            "switches away must catch gr::greenlet_exit around the switch\n",
-            greenlet::current()->describe());
-        std::fputs(msg.c_str(), stderr);
-      }
-    } catch (...) {
-    }
+    const std::string msg = fmt::format(
+        "gr: gr::greenlet_exit escaped a destructor or a noexcept function in {}: it was killed (destroyed, "
+        "reset or kill()) while suspended there, and the unwinding raises at that switch; a destructor that "
+        "switches away must catch gr::greenlet_exit around the switch\n",
+        greenlet::current()->describe());
+    std::fputs(msg.c_str(), stderr);
   } catch (...) {
   }
-  if (g_previous_terminate) g_previous_terminate();
-  std::abort();
 }
 
 [[gnu::cold, gnu::noinline]] detail::greenlet_thread& init_thread() {
-  static const bool terminate_hooked = [] {  // once per process
-    g_previous_terminate = std::set_terminate(&on_terminate);
-    return true;
-  }();
-  (void)terminate_hooked;
+  static const bool noted = (detail::add_terminate_note(&note_greenlet_exit), true);  // once per process
+  (void)noted;
   static thread_local thread_owner owner;
   owner.state = new detail::greenlet_thread();
   detail::tls_greenlet_thread = owner.state;

@@ -224,15 +224,6 @@ void write_on_abort(bool wait = false, const std::string& why = {}) noexcept {
   }
 }
 
-std::terminate_handler g_previous_terminate = nullptr;
-
-// on_terminate: writes the trace, then does what the previous handler did.
-[[noreturn]] void on_terminate() noexcept {
-  write_on_abort();
-  if (g_previous_terminate) g_previous_terminate();
-  std::abort();
-}
-
 // Fatal signals: a program that seems to hang is stopped with Ctrl-C or kill, and its trace is the
 // one wanted. While a trace records, each of these whose action is still the default (it ends the
 // process) gets a handler that only passes the signal's number down a pipe (write(2) is
@@ -348,7 +339,7 @@ void start_chrome_trace(const std::string& path) {
   // Once per process: the hooks stay, and do nothing while no trace is recorded.
   static const bool hooked = [] {
     detail::set_abort_hook([]() noexcept { write_on_abort(); });
-    g_previous_terminate = std::set_terminate(&on_terminate);
+    detail::add_terminate_note([]() noexcept { write_on_abort(); });
     return true;
   }();
   (void)hooked;

@@ -73,33 +73,22 @@ constinit thread_local sched_head* tls_sched __attribute__((tls_model("initial-e
 
 namespace {
 
-std::terminate_handler g_previous_terminate = nullptr;
-
-// on_terminate: std::terminate with gr::task_cancelled in flight escaped a destructor or a
-// noexcept function: a blocking call in a destructor while its task unwinds from a cancel (or
-// from its thread's end) raises again, the trap the README describes. C++'s own message names
-// only the type; this one names the task and the fix first. Then the previous handler runs.
-[[noreturn]] void on_terminate() noexcept {
+// note_task_cancelled: std::terminate with gr::task_cancelled in flight: it escaped a destructor
+// or a noexcept function, a blocking call in a destructor while its task unwinds from a cancel
+// (or from its thread's or the process's end) having raised again, the trap the README describes.
+void note_task_cancelled() noexcept {
+  if (!terminating_with<task_cancelled>() || !tls_sched) return;
   try {
-    if (std::exception_ptr e = std::current_exception()) std::rethrow_exception(e);
-  } catch (const task_cancelled&) {
-    try {
-      if (tls_sched) {
-        const sched_state& s = *static_cast<sched_state*>(tls_sched);
-        const std::string msg = fmt::format(
-            "gr: gr::task_cancelled escaped a destructor or a noexcept function in {}: a blocking call there "
-            "raises it again while the task unwinds from {}; catch gr::task_cancelled around that call in the "
-            "destructor, or hand a last message over with try_send\n",
-            describe_waiting_task(*s.current),
-            s.left_at_exit ? "the process's exit" : s.shutting_down ? "its thread's end" : "its cancel");
-        std::fputs(msg.c_str(), stderr);
-      }
-    } catch (...) {
-    }
+    const sched_state& s = *static_cast<sched_state*>(tls_sched);
+    const std::string msg = fmt::format(
+        "gr: gr::task_cancelled escaped a destructor or a noexcept function in {}: a blocking call there "
+        "raises it again while the task unwinds from {}; catch gr::task_cancelled around that call in the "
+        "destructor, or hand a last message over with try_send\n",
+        describe_waiting_task(*s.current),
+        s.left_at_exit ? "the process's exit" : s.shutting_down ? "its thread's end" : "its cancel");
+    std::fputs(msg.c_str(), stderr);
   } catch (...) {
   }
-  if (g_previous_terminate) g_previous_terminate();
-  std::abort();
 }
 
 [[gnu::cold, gnu::noinline]] sched_state& init_sched() {
@@ -108,11 +97,8 @@ std::terminate_handler g_previous_terminate = nullptr;
   if (greenlet::current() != root)
     throw error(fmt::format("gr: the scheduler must first be used from the thread's root greenlet, not from {}",
                             greenlet::current()->describe()));
-  static const bool terminate_hooked = [] {  // once per process
-    g_previous_terminate = std::set_terminate(&on_terminate);
-    return true;
-  }();
-  (void)terminate_hooked;
+  static const bool noted = (add_terminate_note(&note_task_cancelled), true);  // once per process
+  (void)noted;
   static thread_local sched_owner owner;
   owner.s = new sched_state();
   tls_sched = owner.s;

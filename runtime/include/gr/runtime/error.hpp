@@ -9,6 +9,7 @@
 //     on in every build type; GR_DEBUG_ASSERT is on only without NDEBUG, for hot paths.
 #pragma once
 
+#include <exception>
 #include <stdexcept>
 #include <string>
 
@@ -31,6 +32,25 @@ namespace detail {
 // a Chrome trace that is being recorded). One per process; returns the one it replaces.
 using abort_hook = void (*)() noexcept;
 abort_hook set_abort_hook(abort_hook fn) noexcept;
+
+// add_terminate_note: `note` runs when std::terminate is called, before the terminate handler
+// that was installed when the first note came (C++'s, which names only the exception's type): a
+// layer says what it knows (the greenlet or task an exception of its escaped from, a trace it
+// records). gr's one terminate handler is installed with the first note; notes run in the order
+// added, each once. At most four (one per layer); more are ignored.
+void add_terminate_note(abort_hook note) noexcept;
+
+// terminating_with: in a terminate note, whether the exception in flight is an E.
+template <class E>
+bool terminating_with() noexcept {
+  try {
+    if (std::exception_ptr e = std::current_exception()) std::rethrow_exception(e);
+  } catch (const E&) {
+    return true;
+  } catch (...) {
+  }
+  return false;
+}
 }  // namespace detail
 
 }  // namespace gr
