@@ -257,10 +257,10 @@ std::size_t count_threads() noexcept {
   if (!s.timers.empty())
     report += "  (timers are pending, but the scheduler's clock cannot advance by itself: a manual_clock moves "
               "only when the program advances it)\n";
-  if (const std::size_t threads = count_threads() - internal_threads(); threads > 1)
+  if (const std::size_t threads = count_threads(), ours = internal_threads() + 1; threads > ours)
     report += fmt::format("  (the process runs {} other thread(s): a task is woken only by its own thread; a send, "
                           "close, unlock or notify from another thread does not reach it, and is a bug)\n",
-                          threads - 1);
+                          threads - ours);
   s.deadlock_report = std::move(report);
   task_ctl* m = &s.main;
   if (m->timer_index != task_ctl::npos) timer_remove(s, m);
